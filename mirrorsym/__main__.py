@@ -1,0 +1,7 @@
+"""``python -m mirrorsym`` is the ``mirrorsym`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

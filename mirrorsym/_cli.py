@@ -1,0 +1,161 @@
+"""The command line: ``mirrorsym derive RECIPE``, ``mirrorsym list``. Thin: it parses arguments, calls
+the API, writes outputs atomically and maps outcomes to exit statuses:
+
+0 derived and verified · 2 bad input · 3 not commuting · 4 a check failed · 5 no result within budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from ._errors import MirrorsymError, RecipeError
+from ._version import __version__
+
+__all__ = ["main"]
+
+EXIT = {"verified": 0, "bad_input": 2, "not_commuting": 3, "check_failed": 4, "budget": 5}
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write via a temporary file in the same directory and rename: no partial file is ever left."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".mirrorsym-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _param(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--param expects NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--param {name}: {value!r} is not a number") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mirrorsym", description="Implicit bias of gradient descent under a "
+                                 "reparametrization w = G(x): the mirror potential R, derived and verified.")
+    ap.add_argument("--version", action="version", version=f"mirrorsym {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("derive", help="derive and verify the mirror potential of a recipe")
+    d.add_argument("recipe", help="a recipe TOML file, or the name of a shipped recipe")
+    d.add_argument("--json", metavar="PATH", help="write the derivation as JSON")
+    d.add_argument("--latex", metavar="PATH", help="write the derivation as a LaTeX fragment")
+    d.add_argument("--latex-standalone", metavar="PATH", help="write a complete LaTeX document")
+    d.add_argument("--numpy", metavar="PATH", help="write a standalone numpy module (grad_R, R, hess_R, Q, grad_Q)")
+    d.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+                   help="override a parameter's default value (repeatable)")
+    d.add_argument("--budget", metavar="S", type=float, default=60.0, help="overall time budget in seconds (default 60)")
+    d.add_argument("--no-verify", action="store_true", help="skip the mpmath verification (exit 0 means derived, unproven)")
+    d.add_argument("--dps", type=int, default=30, help="digits for the verification (default 30)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the verification's sample points (default 0)")
+    d.add_argument("--timings", action="store_true", help="include per-stage timings in the JSON (not reproducible)")
+    sub.add_parser("list", help="list the shipped recipes")
+    return ap
+
+
+def _summary(d) -> list[str]:
+    p = d.parametrization
+    lines = [f"{p.name}: {d.status.value}"]
+    lines.append(f"  G(x)   = ({', '.join(str(g) for g in p.G)})  with x = ({', '.join(x.name for x in p.variables)}), "
+                 f"x0 = ({', '.join(str(v) for v in p.x0)})")
+    if not d.commuting:
+        for b in d.brackets.nonzero:
+            lines.append(f"  [∇G_{b.i + 1}, ∇G_{b.j + 1}] = ({', '.join(str(e) for e in b.vector)}) ≠ 0")
+            if b.witness:
+                pt = ", ".join(f"{k} = {v}" for k, v in b.witness.items())
+                lines.append(f"      at {pt}: ({', '.join(str(v) for v in b.value_at_witness)})  [{b.decided_by}]")
+        if d.diagnosis is not None:
+            lines += ["  " + s for s in d.diagnosis.summary()]
+        return lines
+    lines.append(f"  Q(µ)   = {d.Q}")
+    if d.closed_form:
+        lines.append(f"  R(w)   = {d.R}")
+        lines.append(f"  ∇R(w)  = ({', '.join(str(g) for g in d.grad_R)})")
+    else:
+        lines.append("  R(w)   = <µ, w> − Q(µ) with ∇Q(µ) = w  (implicit: no usable closed-form inverse of ∇Q)")
+    dom = d.domain()
+    lines.append("  U      = " + ", ".join(f"{u.coordinate} ∈ ({u.lo}, {u.hi})" for u in dom["U"]))
+    lines.append("  dom R  = " + ", ".join(f"{u.coordinate} ∈ ({u.lo}, {u.hi})" if u.lo is not None else
+                                           f"{u.coordinate}: {u.description}" for u in dom["dom_R"]))
+    if d.verification is not None:
+        v = d.verification
+        ok = sum(c.passed for c in v.checks)
+        lines.append(f"  checks: {ok}/{len(v.checks)} passed at {v.dps} digits (seed {v.seed})")
+        lines += ["    " + row for row in v.table() if not row.startswith("ok")]
+    return lines
+
+
+def _derive(args) -> int:
+    from ._derivation import Status, derive
+    from ._recipe import find_recipe, load_recipe
+
+    p = load_recipe(find_recipe(args.recipe))
+    if args.param:
+        p = p.with_values(dict(args.param))
+    d = derive(p, budget=args.budget, verify_result=not args.no_verify, dps=args.dps, seed=args.seed)
+    outputs = {}
+    if args.json:
+        from ._json import dumps
+
+        outputs[args.json] = dumps(d, timings=args.timings)
+    if args.latex:
+        from ._latex import latex_fragment
+
+        outputs[args.latex] = latex_fragment(d)
+    if args.latex_standalone:
+        from ._latex import latex_document
+
+        outputs[args.latex_standalone] = latex_document(d)
+    if args.numpy and d.commuting:
+        from ._numpy_export import numpy_module
+
+        outputs[args.numpy] = numpy_module(d)
+    for path, text in outputs.items():
+        write_atomically(path, text)
+    print("\n".join(_summary(d)))
+    if args.numpy and not d.commuting:
+        print(f"  (no numpy module written to {args.numpy}: there is no mirror potential)")
+    return {Status.VERIFIED: 0, Status.UNVERIFIED: 0, Status.NOT_COMMUTING: 3, Status.CHECK_FAILED: 4}[d.status]
+
+
+def _list() -> int:
+    from ._recipe import load_recipe, shipped_recipes
+
+    for path in shipped_recipes():
+        try:
+            title = load_recipe(path).title
+        except RecipeError as exc:
+            title = f"(invalid: {exc})"
+        print(f"{path.stem:32s} {title}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "derive":
+            return _derive(args)
+        return _list()
+    except MirrorsymError as exc:
+        print(f"mirrorsym: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("mirrorsym: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

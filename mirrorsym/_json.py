@@ -1,0 +1,114 @@
+"""JSON export of a derivation: every formula as a sympy-parsable string, exact numbers as strings.
+
+The document is deterministic (sorted keys, no timings unless asked for): two runs on the same
+recipe give byte-identical files. Keys are described in docs/schema.json.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sympy as sp
+
+from ._derivation import Derivation
+from ._version import __version__
+
+__all__ = ["to_json", "dumps", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+def _s(e) -> str | None:
+    return None if e is None else sp.sstr(e)
+
+
+def _interval(lo, hi) -> list[str]:
+    return [_s(lo), _s(hi)]
+
+
+def _domain(d: Derivation) -> dict:
+    return {k: [{"coordinate": _s(part.coordinate), "interval": None if part.lo is None else _interval(part.lo, part.hi),
+                 **({"description": part.description} if part.description else {})} for part in parts]
+            for k, parts in d.domain().items()}
+
+
+def to_json(d: Derivation, timings: bool = False) -> dict:
+    p = d.parametrization
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "mirrorsym_version": __version__,
+        "name": p.name,
+        "title": p.title,
+        "status": d.status.value,
+        "commuting": d.commuting,
+        "variables": [x.name for x in p.variables],
+        "parametrization": [_s(g) for g in p.G],
+        "init": {x.name: _s(v) for x, v in zip(p.variables, p.x0)},
+        "parameters": {q.name: (_s(p.defaults[q]) if q in p.defaults else None) for q in p.parameters},
+        "assumptions": {s.name: sorted(k for k in ("positive", "negative", "nonnegative", "nonpositive", "nonzero")
+                                       if getattr(s, f"is_{k}")) for s in p.variables + p.parameters},
+        "w": [s.name for s in p.w],
+        "mu": [s.name for s in p.mu],
+        "rank_at_x0": d.jacobian.rank_at_x0,
+        "brackets": [{"i": b.i + 1, "j": b.j + 1, "bracket": [_s(e) for e in b.vector], "zero": b.is_zero,
+                      "decided_by": b.decided_by,
+                      "witness": None if b.witness is None else {k: _s(v) for k, v in b.witness.items()},
+                      "value_at_witness": None if b.value_at_witness is None else [_s(v) for v in b.value_at_witness]}
+                     for b in d.brackets.pairs],
+    }
+    if not d.commuting:
+        doc.update({"closed_form": False, "R": None,
+                    "diagnosis": d.diagnosis.to_json() if d.diagnosis is not None else None})
+        return doc
+    leg = d.legendre
+    doc.update({
+        "flows": [{"component": f.index + 1, "phi": [_s(c) for c in f.phi], "time": "t", "method": f.method,
+                   "residual": f.residual} for f in d.flows.flows],
+        "psi": [_s(c) for c in d.psi.psi],
+        "grad_Q": [_s(g) for g in d.grad_Q],
+        "Q": _s(d.Q),
+        "closed_form": d.closed_form,
+        "R": _s(d.R),
+        "grad_R": None if d.grad_R is None else [_s(g) for g in d.grad_R],
+        "hess_R": None if d.hess_R is None else [[_s(e) for e in row] for row in d.hess_R.tolist()],
+        "domain": _domain(d),
+        "pieces": [],
+    })
+    for b in leg.blocks:
+        entry = {"w_indices": [i + 1 for i in b.block.g_indices], "method": b.potential.method}
+        if b.pieces is None:
+            entry.update({"kind": "joint", "closed_form": False, "Q": _s(b.potential.Q),
+                          "grad_Q": [_s(g) for g in b.potential.grad]})
+        else:
+            entry.update({"kind": "separable", "closed_form": b.closed, "L": [[_s(x) for x in row] for row in b.L.tolist()],
+                          "s": [_s(e) for e in b.s_of_w],
+                          "parts": [{"nu": pc.nu.name, "s": pc.s.name, "q": _s(pc.q), "dq": _s(pc.dq),
+                                     "U": _interval(*pc.U), "dom": _interval(*pc.dom), "r": _s(pc.r), "dr": _s(pc.dr),
+                                     "ddr": _s(pc.ddr), "method": pc.method, "assumptions": list(pc.assumptions),
+                                     "attempts": list(pc.attempts)} for pc in b.pieces]})
+        doc["pieces"].append(entry)
+    if not d.closed_form:
+        mu = sp.Matrix(p.mu)
+        doc["implicit"] = {
+            "w_of_mu": [_s(g) for g in d.grad_Q],
+            "R_of_mu": _s((mu.T * sp.Matrix(d.grad_Q))[0, 0] - d.Q),
+            "statement": "R is the Legendre transform of Q: R(w) = <mu, w> - Q(mu) where grad Q(mu) = w, mu in U",
+        }
+    if d.verification is not None:
+        v = d.verification
+        doc["verification"] = {"passed": v.passed, "dps": v.dps, "seed": v.seed,
+                               "checks": [{"name": c.name, "statement": c.statement, "max_error": c.max_error,
+                                           "tolerance": c.tolerance, "precision": v.dps, "points": c.points,
+                                           "passed": c.passed, **({"detail": c.detail} if c.detail else {})}
+                                          for c in v.checks]}
+        if timings:
+            doc["verification"]["seconds"] = v.seconds
+    if timings:
+        doc["seconds"] = {"jacobian": d.jacobian.seconds, "brackets": d.brackets.seconds, "flows": d.flows.seconds,
+                          "psi": d.psi.seconds, "potential_Q": d.potential.seconds, "legendre": leg.seconds,
+                          "total": d.seconds}
+    return doc
+
+
+def dumps(d: Derivation, timings: bool = False) -> str:
+    return json.dumps(to_json(d, timings), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

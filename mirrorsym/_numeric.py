@@ -1,0 +1,63 @@
+"""Core numerical helpers shared by the stages: exact parameter substitution, mpmath evaluation, and
+sample points inside an interval of the dual domain.
+
+>>> import sympy as sp
+>>> [round(float(v), 3) for v in sample_interval(-sp.oo, sp.Rational(1, 2), {}, 4)]
+[-0.887, -0.444, 0.222, 0.444]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import mpmath as mp
+import sympy as sp
+
+__all__ = ["mp_function", "sample_interval", "to_mpf", "finite_value"]
+
+
+def mp_function(args: Sequence[sp.Symbol], exprs, values: Mapping):
+    """An mpmath function of ``args`` for expression(s) with the parameters replaced exactly by ``values``."""
+    single = isinstance(exprs, sp.Basic) and not isinstance(exprs, sp.MatrixBase)
+    seq = [exprs] if single else list(exprs)
+    seq = [sp.sympify(e).xreplace(dict(values)) for e in seq]
+    fn = sp.lambdify(list(args), seq, modules="mpmath")
+
+    def call(*xs):
+        out = fn(*xs)
+        out = [mp.mpmathify(v) for v in out]
+        return out[0] if single else out
+
+    return call
+
+
+def to_mpf(expr: sp.Expr, values: Mapping) -> mp.mpf:
+    """An exact expression, parameters substituted, as an mpf at the current precision (±inf allowed)."""
+    e = sp.sympify(expr).xreplace(dict(values))
+    if e == sp.oo:
+        return mp.inf
+    if e == -sp.oo:
+        return -mp.inf
+    return mp.mpf(sp.N(e, mp.mp.dps + 10))
+
+
+def finite_value(v) -> bool:
+    return isinstance(v, mp.mpf) and mp.isfinite(v)
+
+
+def sample_interval(lo: sp.Expr, hi: sp.Expr, values: Mapping, n: int) -> list[mp.mpf]:
+    """n points of (lo, hi) ∋ 0, alternating sides of 0, spread up to 90 % of the way to a finite end.
+
+    Unbounded sides are sampled within distance 0.9 of 0: far enough for the special points of the
+    usual potentials (they sit at µ = 0 or at the ends), near enough that exponentials stay moderate.
+    An irrational jitter keeps the points off special values.
+    """
+    a, b = to_mpf(lo, values), to_mpf(hi, values)
+    reach = {1: mp.mpf(1) if b == mp.inf else b, -1: mp.mpf(-1) if a == -mp.inf else a}
+    m = (n + 1) // 2
+    pts = []
+    for k in range(n):
+        side = 1 if k % 2 == 0 else -1
+        level = mp.mpf(k // 2 + 1) / m * mp.mpf("0.9") * (1 - mp.sqrt(2) / 100)
+        pts.append(reach[side] * level)
+    return sorted(pts)

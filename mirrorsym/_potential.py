@@ -1,0 +1,163 @@
+"""Stage 5: the potential Q with ∇Q(µ) = G(ψ(x0; µ)), Q(0) = 0, and its dual domain U (MATH.md §4).
+
+* Quadratic family: Q(µ) = ¼ Σ_k c_k² (exp(2⟨λ_k, µ⟩) − 1) with c_k² = x0ᵀ P_k x0 (MATH.md §6);
+  U = R^d.
+* Otherwise Q is integrated along the coordinate path 0 → µ_1 e_1 → … → µ, each 1-D antiderivative
+  under a budget, and U is the box of µ around 0 bounded by the nearest real zeros of the bases of
+  ψ's negative and fractional powers (where a flow blows up in finite time, e.g. µ < α^{2−L}/(L(L−2))
+  for u^L).
+
+>>> from mirrorsym._parametrization import Parametrization
+>>> from mirrorsym._flows import flows
+>>> from mirrorsym._psi import psi
+>>> p = Parametrization.create(["u**3"], ["u"], {"u": "alpha"}, parameters={"alpha": 0.8},
+...                            assumptions={"alpha": ["positive"]})
+>>> fl = flows(p); Q = potential_Q(p, fl, psi(p, fl))
+>>> Q.blocks[0].U
+((-oo, 1/(3*alpha)),)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import sympy as sp
+
+from ._budget import Budget, attempt
+from ._flows import FlowsResult, FlowUnavailable
+from ._parametrization import Parametrization
+from ._psi import PsiResult
+from ._structure import Block
+
+__all__ = ["BlockPotential", "PotentialResult", "potential_Q", "antiderivative"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPotential:
+    """Q_b on one block. ``grad`` is ∇Q_b = (G_i∘ψ)_{i in block}; ``U`` gives (lo, hi) per µ_i of the
+    block (a box); ``terms`` holds (c_k², λ_k) for a quadratic family (Q_b = ¼ Σ c_k² (e^{2⟨λ_k,µ⟩} − 1))."""
+
+    block: Block
+    Q: sp.Expr
+    grad: tuple[sp.Expr, ...]
+    U: tuple[tuple[sp.Expr, sp.Expr], ...]
+    terms: tuple[tuple[sp.Expr, tuple[sp.Expr, ...]], ...] | None
+    method: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PotentialResult:
+    blocks: tuple[BlockPotential, ...]
+    seconds: float
+
+    @property
+    def Q(self) -> sp.Expr:
+        return sp.Add(*(b.Q for b in self.blocks))
+
+    def grad_Q(self, d: int) -> tuple[sp.Expr, ...]:
+        out = [sp.S.Zero] * d
+        for b in self.blocks:
+            for i, g in zip(b.block.g_indices, b.grad):
+                out[i] = g
+        return tuple(out)
+
+
+def _at_defaults(expr: sp.Expr, p: Parametrization) -> float | None:
+    try:
+        v = complex(sp.N(expr.xreplace(dict(p.defaults)), 30))
+    except (TypeError, ValueError):
+        return None
+    return v.real if abs(v.imag) < 1e-25 else None
+
+
+def _dual_interval(exprs, m: sp.Symbol, others, p: Parametrization, budget: Budget) -> tuple[sp.Expr, sp.Expr]:
+    """The interval of µ_i around 0 where ψ stays finite and real, from the zeros of singular bases."""
+    bases = set()
+    for e in exprs:
+        for pw in e.atoms(sp.Pow):
+            if pw.base.has(m) and not (pw.exp.is_integer and pw.exp.is_nonnegative):
+                bases.add(pw.base)
+        for lg in e.atoms(sp.log):
+            if lg.args[0].has(m):
+                bases.add(lg.args[0])
+    for b in bases:
+        if b.has(*others):
+            raise FlowUnavailable(f"the dual domain U is not a box: ψ is singular where {b} = 0, which couples several µ_i")
+    lo, hi = (-sp.oo, None), (sp.oo, None)
+    for b in sorted(bases, key=sp.default_sort_key):
+        roots, why = attempt(budget, f"dual domain: zeros of {b}", 5.0, sp.solve, b, m)
+        if roots is None:
+            raise FlowUnavailable(f"cannot locate where ψ leaves its domain ({why})")
+        for r in roots:
+            v = _at_defaults(r, p)
+            if v is None:
+                continue
+            if v > 0 and (hi[1] is None or v < hi[1]):
+                hi = (r, v)
+            elif v < 0 and (lo[1] is None or v > lo[1]):
+                lo = (r, v)
+            elif v == 0:
+                raise FlowUnavailable(f"ψ is singular at µ = 0 (the base {b} vanishes at x0)")
+    return lo[0], hi[0]
+
+
+def antiderivative(f: sp.Expr, s: sp.Symbol, budget: Budget) -> sp.Expr | None:
+    """∫ f ds, termwise: c·(a + b s)^n and c·e^{a + b s} by rule (keeps Q in the form ψ gives it,
+    e.g. ((1/α − 3µ)^{-2} − α²)/6 rather than an expanded rational function), the rest by sympy under
+    a budget. None when sympy cannot finish or returns an unevaluated integral."""
+    total = sp.S.Zero
+    for term in sp.Add.make_args(f):
+        c, dep = term.as_independent(s, as_Add=False)
+        base, n = dep.as_base_exp() if not isinstance(dep, sp.exp) else (None, None)
+        if base is not None and not n.has(s) and base.is_polynomial(s) and sp.degree(base, s) == 1 and n != -1:
+            b = sp.diff(base, s)
+            total += c * base ** (n + 1) / (b * (n + 1))
+            continue
+        if isinstance(dep, sp.exp) and dep.args[0].is_polynomial(s) and sp.degree(dep.args[0], s) == 1:
+            total += c * dep / sp.diff(dep.args[0], s)
+            continue
+        F, _ = attempt(budget, "Q: antiderivative", 10.0, sp.integrate, term, s)
+        if F is None or F.has(sp.Integral):
+            return None
+        total += F
+    return total
+
+
+def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budget | None = None) -> PotentialResult:
+    budget = budget or Budget(60)
+    t0 = time.perf_counter()
+    mu = p.mu
+    out = []
+    for blk, fam in zip(fl.blocks, fl.quadratic):
+        grad = tuple(p.G[i].xreplace(dict(zip(p.variables, ps.psi))) for i in blk.g_indices)
+        if fam is not None:
+            x0b = sp.Matrix([p.x0[k] for k in blk.x_indices])
+            terms = []
+            for P, lam in zip(fam.projectors, fam.lambdas):
+                c2 = sp.factor((x0b.T * P * x0b)[0, 0])
+                if c2 != 0:
+                    terms.append((c2, lam))
+            Q = sp.Add(*(c2 / 4 * (sp.exp(2 * sum((l * mu[i] for l, i in zip(lam, blk.g_indices)), sp.S.Zero)) - 1)
+                         for c2, lam in terms))
+            grad = tuple(sp.expand(sp.diff(Q, mu[i])) for i in blk.g_indices)
+            U = tuple((-sp.oo, sp.oo) for _ in blk.g_indices)
+            out.append(BlockPotential(blk, Q, grad, U, tuple(terms), "¼ Σ_k c_k² (e^{2⟨λ_k, µ⟩} − 1)"))
+            continue
+        grad = tuple(sp.expand(g) if g.is_polynomial() else g for g in grad)
+        Q = sp.S.Zero
+        s = sp.Dummy("s", real=True)
+        for pos, i in enumerate(blk.g_indices):
+            # leg i of the path 0 → µ_1 e_1 → …: only µ_i moves, the later µ_j are still 0
+            integrand = grad[pos].xreplace({mu[j]: 0 for j in blk.g_indices[pos + 1:]}).xreplace({mu[i]: s})
+            F = antiderivative(integrand, s, budget)
+            if F is None:
+                raise FlowUnavailable(f"no closed-form antiderivative of ∂Q/∂µ{i + 1} = {integrand} (sympy did not finish or returned an integral)")
+            F0 = F.xreplace({s: 0})
+            if F0.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+                F0 = sp.limit(F, s, 0)
+            Q += F.xreplace({s: mu[i]}) - F0
+        U = tuple(_dual_interval(grad + ps.psi, mu[i], [mu[j] for j in blk.g_indices if j != i], p, budget)
+                  for i in blk.g_indices)
+        out.append(BlockPotential(blk, Q, grad, U, None, "integrated along coordinate paths"))
+    return PotentialResult(tuple(out), time.perf_counter() - t0)

@@ -1,0 +1,193 @@
+"""Recipes: a parametrization written as a small TOML file.
+
+A recipe names the reparametrization w = G(x), the variables x, the initialisation x0 and the
+symbolic parameters with their assumptions and default values::
+
+    name = "hyperbolic-entropy"            # required: letters, digits, '_', '.', '-'
+    title = "Hyperbolic entropy"           # optional, as are description and reference
+    variables = ["u", "v"]                 # required, non-empty
+    parametrization = ["u**2 - v**2"]      # required: G_1..G_d (a bare string is one component)
+    init = { u = "alpha", v = "alpha" }    # required: x0, one expression or number per variable
+
+    [assumptions]                          # name -> sympy assumptions (a bare string is one)
+    alpha = ["positive"]
+
+    [parameters]                           # name -> default value (exact: 0.5 means 1/2)
+    alpha = 0.5
+
+Every variable and parameter is real. A name listed under ``[assumptions]`` but neither a variable
+nor under ``[parameters]`` is a parameter without a default value (``beta = []`` declares one with
+no assumption beyond real). Expressions are read by the safe parser of :mod:`mirrorsym._parse`.
+Every error is a :class:`RecipeError` whose message starts with the file name and the key.
+
+>>> p = recipe_from_text('''
+... name = "egu"
+... variables = ["u"]
+... parametrization = "u**2/4"
+... init = { u = "c" }
+... assumptions = { c = "positive" }
+... ''')
+>>> p.G, p.x0, p.parameters, p.defaults
+((u**2/4,), (c,), (c,), {})
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from ._errors import RecipeError
+from ._parametrization import Parametrization
+
+__all__ = ["load_recipe", "recipe_from_text", "recipe_from_dict", "shipped_recipes", "find_recipe"]
+
+KEYS = ("name", "title", "description", "reference", "variables", "parametrization", "init",
+        "assumptions", "parameters")
+REQUIRED = ("name", "variables", "parametrization", "init")
+MAX_BYTES = 1_000_000
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+# no path separators and no leading dot: a recipe name is safe to use in a file name
+_RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def load_recipe(path: str | Path) -> Parametrization:
+    """The parametrization of the recipe file ``path``; its ``source`` is the recipe plus ``"file"``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file is
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise RecipeError(f"{path}: recipe file larger than {MAX_BYTES // 1_000_000} MB")
+    try:
+        text = raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    p = recipe_from_text(text, source=str(path))
+    return dataclasses.replace(p, source={**p.source, "file": str(path)})
+
+
+def recipe_from_text(text: str, source: str = "<recipe>") -> Parametrization:
+    """The parametrization of the TOML recipe ``text``; ``source`` names it in error messages."""
+    if not isinstance(text, str):
+        raise RecipeError(f"{source}: expected the recipe as text, got {type(text).__name__}")
+    if len(text) > MAX_BYTES:
+        raise RecipeError(f"{source}: recipe larger than {MAX_BYTES // 1_000_000} MB")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+        raise RecipeError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise RecipeError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
+    return recipe_from_dict(data, source)
+
+
+def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization:
+    """The parametrization of an already-parsed recipe (the TOML tables as dicts).
+
+    Checks the keys and the shape of each value here, so that a message names the key; the names
+    and expressions themselves are checked by :meth:`Parametrization.create`. The returned object's
+    ``source`` is a copy of ``data``.
+    """
+
+    def fail(message: str) -> RecipeError:
+        return RecipeError(f"{source}: {message}")
+
+    if not isinstance(data, Mapping):
+        raise fail(f"expected a table of recipe keys, got {type(data).__name__}")
+    unknown = [k for k in data if k not in KEYS]
+    if unknown:
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(str(k), KEYS, 1)) else repr(k)
+                 for k in unknown]
+        raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} (allowed: {', '.join(KEYS)})")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise fail(f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+
+    name = data["name"]
+    if not isinstance(name, str) or not _RECIPE_NAME.fullmatch(name):
+        raise fail(f"name: {name!r} is not a valid recipe name (letters, digits, '_', '.' and '-', "
+                   "starting with a letter or digit)")
+    for key in ("title", "description", "reference"):
+        if not isinstance(data.get(key, ""), str):
+            raise fail(f"{key}: expected a string, got {data[key]!r}")
+
+    variables = data["variables"]
+    if not isinstance(variables, list) or not variables:
+        raise fail(f"variables: expected a non-empty list of names, got {variables!r}")
+    for i, v in enumerate(variables):
+        if not isinstance(v, str):
+            raise fail(f"variables[{i}]: expected a name (a string), got {v!r}")
+
+    G = data["parametrization"]
+    G = [G] if isinstance(G, str) else G
+    if not isinstance(G, list) or not G:
+        raise fail(f"parametrization: expected a non-empty list of expressions, got {G!r}")
+
+    init = data["init"]
+    if not isinstance(init, Mapping):
+        raise fail(f"init: expected a table 'variable = value', got {init!r}")
+
+    assumptions = _table(data, "assumptions", fail)
+    for k, v in assumptions.items():
+        if isinstance(v, str):
+            assumptions[k] = v = [v]
+        if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
+            raise fail(f"assumptions.{k}: expected a list of assumption names, got {v!r}")
+
+    parameters = _table(data, "parameters", fail)
+    # a name with assumptions only is a parameter without a default value
+    for k in assumptions:
+        if k not in variables and k not in parameters:
+            parameters[k] = None
+
+    try:
+        p = Parametrization.create(G, variables, init, parameters=parameters, assumptions=assumptions,
+                                   name=name, title=data.get("title", ""))
+    except RecipeError as exc:
+        raise fail(str(exc)) from None
+    return dataclasses.replace(p, source=copy.deepcopy(dict(data)))
+
+
+def _table(data: Mapping, key: str, fail) -> dict:
+    """The optional table ``data[key]`` as a fresh dict (empty if absent)."""
+    table = data.get(key, {})
+    if not isinstance(table, Mapping):
+        raise fail(f"{key}: expected a table, got {table!r}")
+    return dict(table)
+
+
+def shipped_recipes() -> list[Path]:
+    """The recipe files shipped in the project's ``recipes/`` directory, sorted by name."""
+    if not RECIPES_DIR.is_dir():
+        return []
+    return sorted(RECIPES_DIR.glob("*.toml"), key=lambda p: p.name)
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """``name_or_path`` if it is a file, else the shipped recipe of that name (``.toml`` optional)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = {p.stem: p for p in shipped_recipes()}
+    # only a bare name is looked up among the shipped recipes, never a path
+    if path.parent == Path("."):
+        stem = path.name.removesuffix(".toml")
+        if stem in shipped:
+            return shipped[stem]
+        close = difflib.get_close_matches(stem, shipped, 1)
+    else:
+        close = []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise RecipeError(f"{name_or_path}: no such recipe file, and no shipped recipe of that name{hint} "
+                      f"(shipped: {', '.join(shipped) or 'none'})")

@@ -1,0 +1,402 @@
+"""The numerical inverses of grad Q (mirrorsym._solvers) against mpmath ground truth.
+
+Ground truth is built forwards: a random nu (or mu) in U, s = g(nu) (or w = grad Q(mu)) at 50 digits,
+then each solver must recover nu. Examples: the depth-L Woodworth pieces (bounded U with poles at
+both ends, literature L5), a sinh-type piece on all of R, a one-sided piece (image (0, inf)), and
+the joint quadratic-commuting exponential family (literature L6).
+"""
+
+from __future__ import annotations
+
+import builtins
+import symtable
+import warnings
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from mpmath import mp, mpf
+
+from mirrorsym._errors import DomainError
+from mirrorsym._solvers import NUMPY_SOLVER_SOURCE, convex_newton_mp, scalar_inverse_mp, solver_source
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+_NS = {"np": np}
+exec(NUMPY_SOLVER_SOURCE, _NS)  # noqa: S102 -- how generated modules use it
+scalar_np, newton_np = _NS["_scalar_inverse"], _NS["_convex_newton"]
+
+ALPHA = 0.7
+
+
+class Piece:
+    """A scalar piece g = q' on U = (lo, hi), written once for mpmath and numpy (``lib``)."""
+
+    def __init__(self, name, g, dg, lo, hi, sample):
+        self.name, self._g, self._dg, self.lo, self.hi, self.sample = name, g, dg, lo, hi, sample
+
+    def g_mp(self, x):
+        return self._g(x, mpmath)
+
+    def dg_mp(self, x):
+        return self._dg(x, mpmath)
+
+    def g_np(self, x):
+        return self._g(x, np)
+
+    def dg_np(self, x):
+        return self._dg(x, np)
+
+    def truth(self, n, seed):
+        """(nu, s) at 50 digits, nu drawn by ``sample`` (floats, so that numpy sees the same nu)."""
+        nus = self.sample(np.random.default_rng(seed), n)
+        with mp.workdps(50):
+            return nus, [self.g_mp(mpf(v)) for v in nus]
+
+
+def woodworth(L):
+    """grad Q of w = u^L - v^L at u0 = v0 = ALPHA: U = (-c, c) with poles at both ends."""
+    k, b, p = ALPHA ** (2 - L), L * (L - 2), L / (L - 2)  # floats: mpmath sees the same function
+    c = k / b
+
+    def sample(rng, n):
+        ends = c * np.array([1 - 1e-6, -(1 - 1e-6), 1 - 1e-3, -(1 - 1e-3), 1e-3, -0.5])
+        return np.concatenate([ends, rng.uniform(-c, c, n - ends.size)])
+
+    return Piece(
+        f"woodworth-{L}",
+        lambda x, lib: (k - b * x) ** -p - (k + b * x) ** -p,
+        lambda x, lib: p * b * ((k - b * x) ** (-p - 1) + (k + b * x) ** (-p - 1)),
+        -c,
+        c,
+        sample,
+    )
+
+
+def _sinh_sample(rng, n):
+    return np.concatenate([[7.2, -7.5, 1e-6, 0.3], rng.uniform(-15, 15, n - 4)])
+
+
+SINH = Piece(
+    "sinh",
+    lambda x, lib: 1.5 * lib.exp(2 * x) - 0.4 * lib.exp(-2 * x),
+    lambda x, lib: 3.0 * lib.exp(2 * x) + 0.8 * lib.exp(-2 * x),
+    -np.inf,
+    np.inf,
+    _sinh_sample,
+)
+
+_K1 = 1 / ALPHA
+_C1 = _K1 / 3
+
+
+def _one_sided_sample(rng, n):
+    ends = [_C1 * (1 - 1e-6), -1e6, -1.0, 0.1]
+    return np.concatenate([ends, _C1 - np.exp(rng.uniform(-8, 6, n - len(ends)))])
+
+
+ONE_SIDED = Piece(
+    "one-sided",
+    lambda x, lib: (_K1 - 3 * x) ** -3,
+    lambda x, lib: 9 * (_K1 - 3 * x) ** -4,
+    -np.inf,
+    _C1,
+    _one_sided_sample,
+)
+
+PIECES = [woodworth(3), woodworth(4), SINH, ONE_SIDED]
+ids = [pc.name for pc in PIECES]
+
+
+# ---------------------------------------------------------------- scalar, mpmath
+
+
+@pytest.mark.parametrize("pc", PIECES, ids=ids)
+def test_scalar_mp_recovers_nu(pc):
+    nus, ss = pc.truth(40, seed=1)
+    for nu, s in zip(nus, ss):
+        got = scalar_inverse_mp(pc.g_mp, pc.dg_mp, s, pc.lo, pc.hi)
+        assert isinstance(got, mpf)
+        assert abs(got - mpf(nu)) <= mpf("1e-25") * abs(mpf(nu)) + mpf("1e-28"), (pc.name, nu)
+
+
+@pytest.mark.parametrize("pc", PIECES, ids=ids)
+@pytest.mark.parametrize("s", [1e6, -1e6])
+def test_scalar_mp_far_out(pc, s):
+    if pc is ONE_SIDED and s < 0:
+        pytest.skip("outside the image; see test_scalar_mp_outside_image")
+    with mp.workdps(50):
+        nu = scalar_inverse_mp(pc.g_mp, pc.dg_mp, s, pc.lo, pc.hi)
+        # nu is the exact root up to a relative change of nu of 1e-45, far below 1e-25 at 30 digits
+        assert abs(pc.g_mp(nu) - s) <= mpf("1e-45") * abs(nu * pc.dg_mp(nu))
+
+
+def test_scalar_mp_closed_forms():
+    s = mpf(10) ** 6
+    a = (s + mp.sqrt(s**2 + 4 * mpf(1.5) * mpf(0.4))) / (2 * mpf(1.5))
+    assert mp.almosteq(scalar_inverse_mp(SINH.g_mp, SINH.dg_mp, s, -mp.inf, mp.inf), mp.log(a) / 2, 1e-27)
+    nu = scalar_inverse_mp(ONE_SIDED.g_mp, ONE_SIDED.dg_mp, s, -mp.inf, _C1)
+    assert mp.almosteq(nu, (mpf(_K1) - mp.cbrt(1 / s)) / 3, 1e-27)
+    assert scalar_inverse_mp(SINH.g_mp, SINH.dg_mp, mpf(1.5) - mpf(0.4), -mp.inf, mp.inf) == 0
+
+
+@pytest.mark.parametrize("s", [0, -1, -1e-300, mp.ninf, mp.nan])
+def test_scalar_mp_outside_image(s):
+    with pytest.raises(DomainError, match="outside dom R"):
+        scalar_inverse_mp(ONE_SIDED.g_mp, ONE_SIDED.dg_mp, s, -mp.inf, _C1)
+
+
+def test_scalar_mp_bounded_image():
+    """g = tanh has image (-1, 1): s = 1 is out (g(nu) rounds to 1 for large nu, but never passes it)."""
+    def dg(x):
+        return 1 / mp.cosh(x) ** 2
+
+    assert mp.almosteq(scalar_inverse_mp(mp.tanh, dg, mpf("0.999"), -mp.inf, mp.inf), mp.atanh(mpf("0.999")))
+    with pytest.raises(DomainError, match=r"w = 1\.0 is outside dom R \(grad Q < 1 up to mu"):
+        scalar_inverse_mp(mp.tanh, dg, 1, -mp.inf, mp.inf)
+
+
+def test_scalar_mp_failing_evaluations_are_beyond():
+    """A g that raises next to its pole (and returns complex numbers past it) is still solved."""
+    k = mpf(_K1)
+    c = k / 3  # the exact pole: the float _C1 may lie just beyond it
+
+    def g(x):
+        return (k - 3 * x) ** mpf(-2.5)  # raises at the pole, complex beyond it
+
+    def dg(x):
+        return mpf(7.5) * (k - 3 * x) ** mpf(-3.5)
+
+    nu = c * (1 - mpf("1e-20"))
+    with mp.workdps(50):
+        s = g(nu)
+    assert mp.almosteq(scalar_inverse_mp(g, dg, s, -mp.inf, c), nu, 1e-25)
+
+
+# ---------------------------------------------------------------- scalar, numpy
+
+
+@pytest.mark.parametrize("pc", PIECES, ids=ids)
+@pytest.mark.parametrize("shape", [(1000,), (10, 7)])
+def test_scalar_np_recovers_nu(pc, shape):
+    nus, ss = pc.truth(int(np.prod(shape)), seed=2)
+    got = scalar_np(pc.g_np, pc.dg_np, np.array([float(s) for s in ss]).reshape(shape), pc.lo, pc.hi)
+    assert got.shape == shape
+    # atol: near nu = 0 the pieces themselves cancel ((k - b nu)^-p - (k + b nu)^-p), so float64 g
+    # fixes nu only to an absolute ~1e-16 there.
+    np.testing.assert_allclose(got.ravel(), nus, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("pc", PIECES, ids=ids)
+def test_scalar_np_far_out(pc):
+    ss = [1e6] if pc is ONE_SIDED else [1e6, -1e6]
+    with mp.workdps(50):
+        ref = [float(scalar_inverse_mp(pc.g_mp, pc.dg_mp, s, pc.lo, pc.hi)) for s in ss]
+    np.testing.assert_allclose(scalar_np(pc.g_np, pc.dg_np, np.array(ss), pc.lo, pc.hi), ref, rtol=1e-13)
+
+
+def test_scalar_np_nan_and_scalar_input():
+    pc = woodworth(3)
+    got = scalar_np(pc.g_np, pc.dg_np, np.array([np.nan, 0.0, 1.0]), pc.lo, pc.hi)
+    assert np.isnan(got[0]) and got[1] == 0.0 and np.isfinite(got[2])
+    assert scalar_np(pc.g_np, pc.dg_np, 1.0, pc.lo, pc.hi).shape == ()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, -np.inf])
+def test_scalar_np_outside_image(bad):
+    s = np.array([[2.0, 3.0], [bad, -5.0]])
+    with pytest.raises(ValueError, match=rf"w = {bad!r} is outside dom R \(the image of grad Q is \(0, "):
+        scalar_np(ONE_SIDED.g_np, ONE_SIDED.dg_np, s, -np.inf, _C1)
+
+
+@given(st.floats(-0.99999, 0.99999))
+def test_scalar_np_depth4_property(frac):
+    pc = woodworth(4)
+    nu = frac * pc.hi
+    with mp.workdps(50):
+        s = float(pc.g_mp(mpf(nu)))
+    got = scalar_np(pc.g_np, pc.dg_np, np.array([s]), pc.lo, pc.hi)[0]
+    assert abs(got - nu) <= 1e-12 * abs(nu) + 1e-15
+
+
+# ---------------------------------------------------------------- joint pieces
+
+LAM = np.array([[1.0, 2.0], [2.0, -1.0], [-1.0, 1.0]])
+C2 = np.array([0.5, 1.3, 0.8])
+
+
+def exp_family_mp():
+    """Q(mu) = 1/4 sum_k c_k^2 (exp(2 <lam_k, mu>) - 1) and its derivatives, for mp.matrix mu."""
+
+    def e(mu):
+        return [mpf(c) * mp.exp(2 * (mpf(l0) * mu[0] + mpf(l1) * mu[1])) for c, (l0, l1) in zip(C2, LAM)]
+
+    def Q(mu):
+        return mp.fsum(ek - mpf(c) for ek, c in zip(e(mu), C2)) / 4
+
+    def grad(mu):
+        return [mp.fsum(ek * mpf(lam[i]) for ek, lam in zip(e(mu), LAM)) / 2 for i in range(2)]
+
+    def hess(mu):
+        return mp.matrix([[mp.fsum(ek * mpf(lam[i] * lam[j]) for ek, lam in zip(e(mu), LAM)) for j in range(2)]
+                          for i in range(2)])
+
+    return Q, grad, hess
+
+
+def exp_family_np():
+    def Q(mu):
+        return 0.25 * (C2 * (np.exp(2 * mu @ LAM.T) - 1)).sum(axis=-1)
+
+    def grad(mu):
+        return 0.5 * (C2 * np.exp(2 * mu @ LAM.T)) @ LAM
+
+    def hess(mu):
+        return np.einsum("...k,ki,kj->...ij", C2 * np.exp(2 * mu @ LAM.T), LAM, LAM)
+
+    return Q, grad, hess
+
+
+def _mu_truth(n, seed, grad, box=1.0):
+    mus = np.random.default_rng(seed).uniform(-box, box, (n, 2))
+    with mp.workdps(50):
+        return mus, [grad(mp.matrix([mpf(v) for v in m])) for m in mus]
+
+
+def _close_mp(got, mu, rel):
+    scale = max(1, *(abs(v) for v in mu))
+    return max(abs(got[i] - mpf(mu[i])) for i in range(len(mu))) <= rel * scale
+
+
+def test_joint_mp_recovers_mu():
+    Q, grad, hess = exp_family_mp()
+    mus, ws = _mu_truth(25, seed=3, grad=grad)
+    for mu, w in zip(mus, ws):
+        got = convex_newton_mp(Q, grad, hess, w)
+        assert (got.rows, got.cols) == (2, 1)
+        assert _close_mp(got, mu, mpf("1e-25")), mu
+    assert convex_newton_mp(Q, grad, hess, grad(mp.matrix(2, 1))) == mp.matrix(2, 1)
+
+
+@pytest.mark.parametrize("w", [[-1, -1], [1, -1], [0, 0], [-1e-3, 1e-3]])
+def test_joint_mp_outside_cone(w):
+    Q, grad, hess = exp_family_mp()
+    with pytest.raises(DomainError, match="outside dom R"):
+        convex_newton_mp(Q, grad, hess, w)
+
+
+@pytest.mark.parametrize("shape", [(1000,), (10, 7)])
+def test_joint_np_recovers_mu(shape):
+    _, grad_mp, _ = exp_family_mp()
+    mus, ws = _mu_truth(int(np.prod(shape)), seed=4, grad=grad_mp)
+    w = np.array([[float(v) for v in wk] for wk in ws]).reshape(shape + (2,))
+    got = newton_np(*exp_family_np(), w)
+    assert got.shape == shape + (2,)
+    err = np.abs(got.reshape(-1, 2) - mus).max(axis=1) / np.maximum(1, np.abs(mus).max(axis=1))
+    assert err.max() <= 1e-12
+
+
+def test_joint_np_ill_conditioned():
+    """Towards the edges of the cone hess Q grows ill conditioned; mu is then as good as float64 allows."""
+    Q, grad, hess = exp_family_np()
+    mus, ws = _mu_truth(300, seed=6, grad=exp_family_mp()[1], box=2.0)
+    got = newton_np(Q, grad, hess, np.array([[float(v) for v in wk] for wk in ws]))
+    err = np.abs(got - mus).max(axis=1) / np.maximum(1, np.abs(mus).max(axis=1))
+    cond = np.linalg.cond(hess(mus))
+    assert cond.max() > 1e6
+    assert (err <= 1e-12 + 4 * np.finfo(float).eps * cond).all()
+
+
+def test_joint_np_outside_cone_and_nan():
+    fns = exp_family_np()
+    w = np.array([[1.0, 1.0], [np.nan, 2.0], [-1.0, -1.0], [1.0, -1.0]])
+    with pytest.raises(ValueError, match=r"w = \[-1\.0, -1\.0\] is outside dom R"):
+        newton_np(*fns, w)
+    got = newton_np(*fns, w[:2])
+    assert np.isnan(got[1]).all() and np.isfinite(got[0]).all()
+
+
+# A joint piece with a bounded U: Q(mu) = sum_i q(<m_i, mu>) for the depth-3 Woodworth q, coupled by
+# the rows m_i of M; U = {|M mu|_inf < c}. Newton from 0 towards a far-out w jumps past the poles.
+M = np.array([[1.0, 0.5], [-0.3, 1.0]])
+W3 = woodworth(3)
+_K3 = ALPHA**-1
+
+
+def bounded_fns(lib):
+    def q(v):
+        return ((_K3 - 3 * v) ** -2 + (_K3 + 3 * v) ** -2 - 2 * _K3**-2) / 6
+
+    if lib is np:
+        return (
+            lambda mu: q(mu @ M.T).sum(axis=-1),
+            lambda mu: W3.g_np(mu @ M.T) @ M,
+            lambda mu: np.einsum("...k,ki,kj->...ij", W3.dg_np(mu @ M.T), M, M),
+            lambda mu: (np.abs(mu @ M.T) < W3.hi).all(axis=-1),
+        )
+    m = mp.matrix(M.tolist())
+    return (
+        lambda mu: mp.fsum(q(v) for v in m * mu),
+        lambda mu: m.T * mp.matrix([W3.g_mp(v) for v in m * mu]),
+        lambda mu: m.T * mp.diag([W3.dg_mp(v) for v in m * mu]) * m,
+        lambda mu: all(abs(v) < W3.hi for v in m * mu),
+    )
+
+
+def _bounded_truth():
+    c = W3.hi
+    nus = np.random.default_rng(5).uniform(-0.9 * c, 0.9 * c, (20, 2))
+    nus[:3] = c * np.array([[1 - 1e-4, -(1 - 1e-4)], [1 - 1e-5, 1 - 1e-5], [-(1 - 1e-6), -(1 - 1e-6)]])
+    mus = np.linalg.solve(M, nus.T).T
+    grad = bounded_fns(mpmath)[1]
+    with mp.workdps(50):
+        return mus, [[float(v) for v in grad(mp.matrix(list(mu)))] for mu in mus]
+
+
+def test_joint_bounded_mp():
+    fns = bounded_fns(mpmath)
+    mus, ws = _bounded_truth()
+    for mu, w in zip(mus, ws):
+        with mp.workdps(50):  # the float w is the exact input; its mu at 50 digits is the reference
+            ref = convex_newton_mp(*fns[:3], w, inside=fns[3])
+        assert _close_mp(convex_newton_mp(*fns[:3], w, inside=fns[3]), list(ref), mpf("1e-25"))
+        assert _close_mp(ref, mu, mpf("1e-9"))  # mu of the rounded w (conditioning near the poles)
+
+
+def test_joint_bounded_np():
+    mus, ws = _bounded_truth()
+    Q, grad, hess, inside = bounded_fns(np)
+    got = newton_np(Q, grad, hess, np.array(ws + [[1e6, -1e6]]), inside)
+    np.testing.assert_allclose(got[:-1], mus, rtol=1e-9)
+    assert (np.abs(got @ M.T) < W3.hi).all()
+
+
+def test_joint_mp_start_outside_u():
+    with pytest.raises(ValueError, match="mu0 must lie in U"):
+        convex_newton_mp(*bounded_fns(mpmath)[:3], [1, 1], mu0=[1, 1], inside=bounded_fns(mpmath)[3])
+
+
+# ---------------------------------------------------------------- the source text
+
+
+def test_source_is_standalone():
+    """The solvers use nothing from their module but np (the generated module imports only numpy)."""
+    assert solver_source() == NUMPY_SOLVER_SOURCE
+    top = symtable.symtable(NUMPY_SOLVER_SOURCE, "<solvers>", "exec")
+    assert sorted(t.get_name() for t in top.get_children()) == ["_convex_newton", "_scalar_inverse"]
+
+    def free(table):
+        names = {s.get_name() for s in table.get_symbols() if s.is_global()}
+        return names.union(*(free(child) for child in table.get_children()))
+
+    assert set().union(*(free(f) for f in top.get_children())) - set(dir(builtins)) == {"np"}
+
+
+def test_no_warnings_on_overflow():
+    """Probing towards infinity overflows exp; the solvers must stay silent about it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = scalar_np(SINH.g_np, SINH.dg_np, np.array([1e300, -1e300]), -np.inf, np.inf)
+    assert np.all(np.isfinite(got))
