@@ -24,7 +24,7 @@ import sympy as sp
 from ._budget import Budget, attempt
 from ._parametrization import Parametrization
 
-__all__ = ["lie_bracket", "BracketPair", "BracketResult", "brackets", "random_point"]
+__all__ = ["BracketPair", "BracketResult", "brackets", "lie_bracket", "random_point"]
 
 
 def lie_bracket(Gi: sp.Expr, Gj: sp.Expr, variables: Sequence[sp.Symbol]) -> sp.Matrix:

@@ -29,7 +29,7 @@ class _Interrupt(BaseException):
     """Raised inside a budgeted block when its time is up (BaseException so sympy cannot swallow it)."""
 
 
-def _handler(signum, frame):  # noqa: ARG001 -- signal handler signature is fixed
+def _handler(signum, frame):
     raise _Interrupt
 
 

@@ -28,7 +28,7 @@ from ._potential import PotentialResult, potential_Q
 from ._psi import PsiResult, psi
 from ._verify import VerificationResult, verify
 
-__all__ = ["Status", "Derivation", "DomainPart", "derive"]
+__all__ = ["Derivation", "DomainPart", "Status", "derive"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ from ._inverse import peel_inverse
 from ._parametrization import Parametrization
 from ._structure import Block, blocks, quadratic_matrices
 
-__all__ = ["Flow", "QuadraticFamily", "FlowsResult", "FlowUnavailable", "flows", "joint_eigenbasis", "T"]
+__all__ = ["Flow", "FlowUnavailable", "FlowsResult", "QuadraticFamily", "T", "flows", "joint_eigenbasis"]
 
 #: the flow time, a real symbol
 T = sp.Symbol("t", real=True)
@@ -158,7 +158,6 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
     blks = blocks(p.G, p.variables)
     result: list[Flow | None] = [None] * p.d
     families: list[QuadraticFamily | None] = []
-    x = sp.Matrix(p.variables)
     for blk in blks:
         xs = [p.variables[k] for k in blk.x_indices]
         mats = quadratic_matrices([p.G[i] for i in blk.g_indices], xs)

@@ -22,7 +22,7 @@ import sympy as sp
 from ._errors import DegenerateError
 from ._parametrization import Parametrization
 
-__all__ = ["JacobianResult", "jacobian", "NONSMOOTH"]
+__all__ = ["NONSMOOTH", "JacobianResult", "jacobian"]
 
 #: functions whose derivatives are distributions: the theory needs G smooth (C² at least)
 NONSMOOTH = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.Piecewise, sp.floor, sp.ceiling)

@@ -13,7 +13,7 @@ import sympy as sp
 from ._derivation import Derivation
 from ._version import __version__
 
-__all__ = ["to_json", "dumps", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "dumps", "to_json"]
 
 SCHEMA_VERSION = 1
 

@@ -11,7 +11,7 @@ import sympy as sp
 from ._derivation import Derivation
 from ._version import __version__
 
-__all__ = ["latex", "latex_fragment", "latex_document"]
+__all__ = ["latex", "latex_document", "latex_fragment"]
 
 _ISO = {r"\operatorname{asinh}": r"\operatorname{arsinh}", r"\operatorname{acosh}": r"\operatorname{arcosh}",
         r"\operatorname{atanh}": r"\operatorname{artanh}"}

@@ -41,7 +41,7 @@ from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
 from ._structure import Block
 
-__all__ = ["ScalarPiece", "LegendreBlock", "LegendreResult", "NumericPotential", "legendre", "invert_piece", "MAX_OPS"]
+__all__ = ["MAX_OPS", "LegendreBlock", "LegendreResult", "NumericPotential", "ScalarPiece", "invert_piece", "legendre"]
 
 #: a closed form larger than this (sympy count_ops) is not a useful closed form: R becomes implicit
 MAX_OPS = 400
@@ -206,6 +206,27 @@ def _template(q, dq, nu, s, values):
     return None
 
 
+def _exp_polynomial_roots(terms: dict, nu: sp.Symbol, s: sp.Symbol) -> tuple[list, str | None]:
+    """Σ_β a_β e^{βν} = s as a polynomial in z = e^{γν} (γ the common measure of the rates β): the
+    candidate branches ν = log(z)/γ when its degree is at most 2, else a reason why not."""
+    betas = sorted(terms, key=sp.default_sort_key)
+    ratios = [sp.nsimplify(sp.cancel(b / betas[0])) for b in betas]
+    if not all(r.is_Rational for r in ratios):
+        return [], "the rates of the exponentials in ∇Q are incommensurable: no polynomial form"
+    den = sp.ilcm(*[r.q for r in ratios]) if len(ratios) > 1 else ratios[0].q
+    num = sp.igcd(*[(r * den).p for r in ratios]) if len(ratios) > 1 else (ratios[0] * den).p
+    gamma = betas[0] * sp.Rational(num, den)
+    powers = [int(r * den / num) for r in ratios]
+    low = min(min(powers), 0)
+    z = sp.Dummy("z", positive=True)
+    poly = sp.Add(*(terms[b] * z ** (k - low) for b, k in zip(betas, powers))) - s * z ** (-low)
+    degree = max(max(powers), 0) - low
+    if degree > 2:
+        return [], f"∇Q(µ) = w is a polynomial equation of degree {degree} in exp({gamma}·µ): no usable closed form"
+    roots = sp.roots(sp.Poly(poly, z))
+    return [(f"quadratic in exp({gamma}·µ)", sp.log(root) / gamma) for root in roots], None
+
+
 def _polynomial_degree(dq: sp.Expr, nu: sp.Symbol) -> int | None:
     """Degree in ν of the numerator of q'(ν) − s when q' is rational in ν (the equation sympy would
     solve); None otherwise. Degree > 2 means radicals of Cardano/Ferrari size or CRootOf at best."""
@@ -271,25 +292,31 @@ def invert_piece(q: sp.Expr, nu: sp.Symbol, s: sp.Symbol, U, values: Mapping, bu
 
     candidates = []
     nu_of_s = peel_inverse(dq, nu, ss, ref)
+    terms = _exp_terms(dq, nu)
     if nu_of_s is not None:
         candidates.append(("inverse-function peeling", nu_of_s))
+    elif terms:
+        # a sum of exponentials is a polynomial in z = e^{γν}: decided here, never handed to solve
+        tried.append("inverse-function peeling: q' does not peel")
+        found, why = _exp_polynomial_roots(terms, nu, ss)
+        candidates += found
+        if why:
+            tried.append(why)
     else:
         tried.append("inverse-function peeling: q' does not peel")
         degree = _polynomial_degree(dq, nu)
         if degree is not None and degree > 2:
             tried.append(f"∇Q(µ) = w is a polynomial equation of degree {degree} in µ: no usable closed form")
-            sols, why = None, "skipped"
         else:
             sols, why = attempt(budget, "R: sympy solve of ∇Q(µ) = w", 3.0, sp.solve, sp.Eq(dq, ss), nu)
-        if sols is None:
-            if why != "skipped":
+            if sols is None:
                 tried.append(f"sympy solve: {why}")
-        elif not sols:
-            tried.append("sympy solve: no solution")
-        else:
-            candidates += [("sympy solve", c) for c in sols if sp.count_ops(c) <= MAX_OPS and not c.has(sp.CRootOf)]
-            if not candidates:
-                tried.append(f"sympy solve: {len(sols)} root(s), all CRootOf or larger than {MAX_OPS} operations")
+            elif not sols:
+                tried.append("sympy solve: no solution")
+            else:
+                candidates += [("sympy solve", c) for c in sols if sp.count_ops(c) <= MAX_OPS and not c.has(sp.CRootOf)]
+                if not candidates:
+                    tried.append(f"sympy solve: {len(sols)} root(s), all CRootOf or larger than {MAX_OPS} operations")
     for method, nu_s in candidates:
         r, dr, ddr = _generic_conjugate(q, ddq, nu, ss, nu_s)
         if sp.count_ops(r) > MAX_OPS:
@@ -487,19 +514,21 @@ class NumericPotential:
                 mub = Li * mp.matrix(nus)
                 Hb = Li * D * Li.T
             else:
-                from ._solvers import convex_newton_mp
-
-                mus = lambda v: [v[k] for k in range(len(idx))]  # noqa: E731 -- tiny adapter
-                mub = convex_newton_mp(lambda v: e["Q"](*mus(v)), lambda v: e["grad"](*mus(v)),
-                                       lambda v: self._block_hess(e, mus(v)), [w[i] for i in idx])
-                mub = mp.matrix(list(mub))
-                R += mp.fsum(mub[k] * wb[k] for k in range(len(idx))) - e["Q"](*mus(mub))
-                Hb = self._block_hess(e, mus(mub)) ** -1
+                mub = self._joint_mu(e, [w[i] for i in idx])
+                R += mp.fsum(mub[k] * wb[k] for k in range(len(idx))) - e["Q"](*mub)
+                Hb = self._block_hess(e, list(mub)) ** -1
             for a, i in enumerate(idx):
                 grad[i] = mub[a]
                 for c, j in enumerate(idx):
                     H[i, j] = Hb[a, c]
         return R, grad, H
+
+    def _joint_mu(self, e, wb) -> mp.matrix:
+        """µ_b minimising Q_b(µ) − ⟨µ, w_b⟩ (damped Newton; U_b = R^k for the joint blocks here)."""
+        from ._solvers import convex_newton_mp
+
+        mu = convex_newton_mp(lambda v: e["Q"](*v), lambda v: e["grad"](*v), lambda v: self._block_hess(e, list(v)), wb)
+        return mp.matrix(list(mu))
 
     @staticmethod
     def _block_hess(e, mus) -> mp.matrix:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import mpmath as mp
 import sympy as sp
 
-__all__ = ["mp_function", "sample_interval", "to_mpf", "finite_value"]
+__all__ = ["finite_value", "mp_function", "sample_interval", "to_mpf"]
 
 
 def mp_function(args: Sequence[sp.Symbol], exprs, values: Mapping):

@@ -9,6 +9,8 @@ outside dom R raises ValueError naming it.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
@@ -74,8 +76,23 @@ def _param_sig(d: Derivation) -> str:
 
 
 def _unpack(body: _Body, var: str, syms) -> None:
+    """Bind coordinates to names; :func:`_prune` later drops the ones a body never reads."""
     for k, s in enumerate(syms):
-        body.add(f"{s.name} = {var}[..., {k}]")
+        body.add(f"{s.name} = {var}[..., {k}]  # unpack")
+
+
+def _prune(lines: list[str]) -> list[str]:
+    """Drop unpack lines whose name is not used elsewhere (keeps the module lint-clean)."""
+    out = []
+    for n, line in enumerate(lines):
+        if line.endswith("  # unpack"):
+            name = line.split("=")[0].strip()
+            rest = lines[:n] + lines[n + 1:]
+            if not any(re.search(rf"\b{re.escape(name)}\b", r) for r in rest):
+                continue
+            line = line[: -len("  # unpack")]
+        out.append(line)
+    return out
 
 
 def _dual_functions(d: Derivation, sig: str) -> list[str]:
@@ -86,12 +103,12 @@ def _dual_functions(d: Derivation, sig: str) -> list[str]:
     b.add("out = np.empty(mu.shape)")
     b.assign_all([f"out[..., {i}]" for i in range(p.d)], list(d.grad_Q))
     out += [f"def grad_Q(mu{sig}):", '    """∇Q(µ) = G(ψ(x0; µ)), the model w reached at dual coordinates µ."""',
-            '    mu = _points(mu, "mu")', *b.lines, "    return out", "", ""]
+            '    mu = _points(mu, "mu")', *_prune(b.lines), "    return out", "", ""]
     b = _Body()
     _unpack(b, "mu", p.mu)
     b.assign_all(["q"], [d.Q])
     out += [f"def Q(mu{sig}):", '    """The dual potential Q(µ), Q(0) = 0 (strictly convex on U)."""',
-            '    mu = _points(mu, "mu")', *b.lines, "    return q + np.zeros(mu.shape[:-1])", "", ""]
+            '    mu = _points(mu, "mu")', *_prune(b.lines), "    return q + np.zeros(mu.shape[:-1])", "", ""]
     return out
 
 
@@ -119,14 +136,14 @@ def _primal_function(d: Derivation, sig: str, what: str) -> list[str]:
                 _unpack(inner, "m", mus)
                 if shape is None:
                     inner.assign_all(["r"], exprs)
-                    b.lines += inner.lines
+                    b.lines += _prune(inner.lines)
                     b.add("    return r + np.zeros(m.shape[:-1])")
                 else:
                     inner.add(f"r = np.empty({shape})")
                     targets = [f"r[..., {a}]" for a in range(k)] if name == "g" else \
                         [f"r[..., {a}, {c}]" for a in range(k) for c in range(k)]
                     inner.assign_all(targets, exprs)
-                    b.lines += inner.lines
+                    b.lines += _prune(inner.lines)
                     b.add("    return r")
             b.add(f"m{blk_no} = _convex_newton(_Q{blk_no}, _g{blk_no}, _h{blk_no}, w[..., [{cols}]])")
             if what == "grad_R":
@@ -147,8 +164,7 @@ def _primal_function(d: Derivation, sig: str, what: str) -> list[str]:
             if not identity:
                 b.assign_all([pc.s.name], [sw])
             if pc.dom[0] != -sp.oo or pc.dom[1] != sp.oo:
-                label = pc.s.name if not identity else pc.s.name
-                b.add(f"_inside({pc.s.name}, {_code(pc.dom[0])}, {_code(pc.dom[1])}, {label!r})")
+                b.add(f"_inside({pc.s.name}, {_code(pc.dom[0])}, {_code(pc.dom[1])}, {pc.s.name!r})")
             if pc.closed:
                 nus.append(pc.dr)
                 rs.append(pc.r)
@@ -173,7 +189,7 @@ def _primal_function(d: Derivation, sig: str, what: str) -> list[str]:
     doc = {"grad_R": "∇R(w) = µ(w), the mirror map (inverse of grad_Q).",
            "R": "The mirror potential R(w), normalised by R(w0) = 0, ∇R(w0) = 0.",
            "hess_R": "∇²R(w) = (∇²Q(µ(w)))⁻¹ = (J Jᵀ)⁻¹ on the reachable set; shape (..., DIM, DIM)."}[what]
-    return [f"def {what}(w{sig}):", f'    """{doc}"""', '    w = _points(w, "w")', *b.lines, "    return out", "", ""]
+    return [f"def {what}(w{sig}):", f'    """{doc}"""', '    w = _points(w, "w")', *_prune(b.lines), "    return out", "", ""]
 
 
 def numpy_module(d: Derivation) -> str:

@@ -17,8 +17,9 @@ from fractions import Fraction
 import sympy as sp
 
 from ._errors import DegenerateError, RecipeError
+from ._parse import CONSTANTS, FUNCTIONS, parse_expression
 
-__all__ = ["Parametrization", "ASSUMPTIONS", "exact_number"]
+__all__ = ["ASSUMPTIONS", "Parametrization", "exact_number"]
 
 #: sympy assumption names a recipe may use, for variables and parameters.
 ASSUMPTIONS = ("positive", "negative", "nonnegative", "nonpositive", "nonzero", "real")
@@ -41,6 +42,9 @@ def exact_number(value, where: str) -> sp.Rational:
 def _check_name(name, where: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or "__" in name or keyword.iskeyword(name):
         raise RecipeError(f"{where}: {name!r} is not a valid name (letters, digits and _, starting with a letter)")
+    if name in FUNCTIONS or name in CONSTANTS:
+        raise RecipeError(f"{where}: the name {name!r} shadows the {'function' if name in FUNCTIONS else 'constant'} "
+                          f"of that name; choose another")
     if _RESERVED.match(name):
         raise RecipeError(f"{where}: the name {name!r} is reserved for mirrorsym's own symbols (w_i, mu_i, nu_i, s_i, the flow time t, numpy's np)")
     return name
@@ -54,7 +58,7 @@ def _symbol(name: str, assumptions: Sequence[str], where: str) -> sp.Symbol:
         kw[a] = True
     try:
         return sp.Symbol(name, **kw)
-    except Exception as exc:  # sympy raises InconsistentAssumptions (a ValueError) and others
+    except Exception as exc:  # noqa: BLE001 -- sympy's InconsistentAssumptions and kin have no common base
         raise RecipeError(f"{where}: inconsistent assumptions {list(assumptions)!r}: {exc}") from None
 
 
@@ -102,7 +106,7 @@ class Parametrization:
             raise RecipeError(f"parameters: no numeric value for {', '.join(missing)} (give one in [parameters] or --param)")
         return sub
 
-    def with_values(self, values: Mapping[str, object]) -> "Parametrization":
+    def with_values(self, values: Mapping[str, object]) -> Parametrization:
         """A copy with some parameter defaults replaced (``--param NAME=VALUE``)."""
         by_name = {p.name: p for p in self.parameters}
         new = dict(self.defaults)
@@ -123,7 +127,7 @@ class Parametrization:
         assumptions: Mapping[str | sp.Symbol, Sequence[str]] | None = None,
         name: str = "parametrization",
         title: str = "",
-    ) -> "Parametrization":
+    ) -> Parametrization:
         """Build from sympy objects or strings (strings go through the safe parser).
 
         ``parameters`` maps each symbolic parameter to its default numeric value (or None for a
@@ -151,8 +155,6 @@ class Parametrization:
 
         def expr(value, where):
             if isinstance(value, str):
-                from ._parse import parse_expression  # late: the parser is only needed for text
-
                 return parse_expression(value, names, where=where)
             if isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
                 return exact_number(value, where)
@@ -181,7 +183,7 @@ class Parametrization:
                 raise RecipeError(f"init: {', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not variable(s) (variables: {', '.join(var_names)})")
             if missing:
                 raise RecipeError(f"init: no initial value for {', '.join(missing)}")
-            init_vals = [dict((str(k), v) for k, v in init.items())[n] for n in var_names]
+            init_vals = [{str(k): v for k, v in init.items()}[n] for n in var_names]
         else:
             init_vals = list(init)
             if len(init_vals) != len(var_names):

@@ -15,12 +15,15 @@ this grammar is ever evaluated (no ``eval``, ``exec``, ``sympify`` or ``parse_ex
 ``log(x, b)`` is the logarithm of x to base b and ``cbrt(x)`` the real cube root (``cbrt(-8) = -2``).
 
 Limits, so that hostile text can neither hang the parser nor exhaust memory: at most 10,000
-characters, 5,000 sub-expressions nested at most 100 deep, literals of at most 100 digits. sympy
-evaluates powers of numbers eagerly -- ``9**999999`` directly, ``(2*u)**n`` as ``2**n*u**n``,
-``exp(c*log(x))`` as ``x**c`` -- so every power is checked *before* it is built: with L the log2 of
-the largest number in the base, ``|e| <= 1000`` and ``|e| * L <= 4096``; fractional powers (roots,
-which sympy factors) need ``L <= 1024``. The log2 sizes of all literals and powers together may not
-exceed 4096 either, which bounds every number the expression can contain, however sympy combines them.
+characters, 5,000 sub-expressions nested at most 100 deep (a sum or product of many terms is one
+level), literals of at most 100 digits. sympy evaluates numbers eagerly -- ``9**999999`` at once,
+``(2*u)**n`` as ``2**n*u**n``, ``exp(c*log(x))`` as ``x**c``, ``2*(3*u + 1)`` as ``6*u + 2`` -- so
+each power, sum and product is checked *before* sympy builds it. With L the log2 size of the largest
+number (numerator or denominator) in a base, a power needs ``|e| <= 1000`` and ``|e| * L <= 2048``
+(``9**999``, about 3,167 bits, is refused), and a root (a fractional power, which sympy factors)
+``L <= 1024``; the numbers a sum or product can form are bounded by 2048 bits likewise, and so is the
+growth of all of them together, so that there are few large numbers: sympy's numerical comparisons
+(``Max``, ``sign``, ``Abs``) take about a second on ``exp`` of a 2048-bit number.
 
 >>> import sympy as sp
 >>> u, v = sp.symbols("u v", real=True)
@@ -35,23 +38,26 @@ mirrorsym._errors.RecipeError: parametrization[1]: undeclared symbol 'beta' in '
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import re
+import warnings
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 
 import sympy as sp
 
 from ._errors import RecipeError
 
-__all__ = ["parse_expression", "FUNCTIONS", "CONSTANTS"]
+__all__ = ["CONSTANTS", "FUNCTIONS", "parse_expression"]
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 100
 MAX_NODES = 5_000
 MAX_DIGITS = 100
 MAX_EXPONENT = 1000
-#: bound on log2 of a number a power may produce, and on the sum of all such sizes in one expression
-MAX_BITS = 4096
+#: bound on log2 of any number a power, sum or product forms, and on their growth in all
+MAX_BITS = 2048
 #: bound on log2 of a number under a root: sympy factors it to pull out perfect powers, at a cost that
 #: grows steeply (about 0.2 s for a 4,096-bit radicand)
 MAX_ROOT_BITS = 1024
@@ -90,7 +96,7 @@ _FORBIDDEN = {
     ast.FormattedValue: "f-strings", ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
 }
 _FLOAT = re.compile(r"(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
-_NON_ASCII_WORD = re.compile(r"\w*[^\x00-\x7f]\w*")
+_WORDS = re.compile(r"\w+|\W")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -106,7 +112,7 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol], *, where: str) -
     return _Parser(text, names, where).parse()
 
 
-def _chain(node: ast.AST) -> type[sp.Add] | type[sp.Mul] | None:
+def _chain(node: ast.AST) -> type[sp.Add | sp.Mul] | None:
     """sp.Add for a node a + b or a - b, sp.Mul for a * b or a / b, else None."""
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, (ast.Add, ast.Sub)):
@@ -121,13 +127,39 @@ def _clip(text: str) -> str:
     return repr(text if len(text) <= _CLIP else text[: _CLIP - 3] + "...")
 
 
+def _short(number: sp.Number) -> str:
+    """A number for a message, its digits elided when there are many."""
+    text = str(number)
+    return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} characters)"
+
+
 def _size(expr: sp.Expr) -> float:
     """log2 of the largest numerator or denominator among the rational numbers in ``expr``."""
     return max((math.log2(n) for r in expr.atoms(sp.Rational) for n in (abs(r.p), r.q) if n), default=0.0)
 
 
+def _estimate(kind: type[sp.Add | sp.Mul], operands: list[sp.Expr]) -> tuple[float, float]:
+    """(bound on the log2 size of any number ``kind(*operands)`` forms, largest operand number size).
+
+    A product combines its numbers every way (coefficients multiply, the exponents of a base add, a
+    coefficient distributes over a sum), so the bound is the sum of the operands' sizes. A sum only
+    adds the coefficients of like terms: the bound is the largest such sum of coefficient sizes.
+    """
+    if kind is sp.Mul:
+        sizes = [_size(x) for x in operands]
+        return sum(sizes), max(sizes)
+    like: dict[sp.Expr, float] = defaultdict(float)
+    largest = 0.0
+    for term in itertools.chain.from_iterable(sp.Add.make_args(x) for x in operands):
+        coefficient, rest = term.as_coeff_Mul()
+        size = _size(coefficient)
+        like[rest] += size
+        largest = max(largest, size)
+    return max(like.values()), largest
+
+
 class _Parser:
-    """One parse: the text (quoted in messages), the names, and the numeric size spent so far."""
+    """One parse: the text (quoted in messages), the names, and the growth of its numbers so far."""
 
     def __init__(self, text: str, names: Mapping[str, sp.Symbol], where: str):
         self.text = text
@@ -153,7 +185,10 @@ class _Parser:
         if not self.source:
             raise RecipeError(f"{self.where}: empty expression")
         try:
-            tree = ast.parse(self.source, mode="eval")
+            with warnings.catch_warnings():
+                # a tokenizer warning ('1else', '\d') becomes a syntax error, not noise on stderr
+                warnings.simplefilter("error")
+                tree = ast.parse(self.source, mode="eval")
         except SyntaxError as exc:
             raise RecipeError(f"{self.where}: cannot parse {_clip(self.text)} ({exc.msg})") from None
         except (RecursionError, MemoryError):  # the C parser's own nesting limits
@@ -165,20 +200,24 @@ class _Parser:
             result = self.build(tree.body)
         except RecipeError:
             raise
-        except Exception as exc:  # sympy's own failures (e.g. Max(u, sqrt(-1))) are no documented set
+        except Exception as exc:  # noqa: BLE001 -- sympy's failures (Max(u, sqrt(-1))) are no documented set
             raise self.fail(f"cannot evaluate ({type(exc).__name__}: {exc})") from None
         if result.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise self.fail(f"the expression is undefined or infinite ({_clip(str(result))})")
+        # sympy merges u**600 * u**600 into u**1200, and exact evaluation later meets the exponent
+        merged = max((abs(p.exp) for p in result.atoms(sp.Pow) if p.exp.is_Number), default=0)
+        if merged > MAX_EXPONENT:
+            raise self.fail(f"exponent {_short(merged)} too large once powers are combined "
+                            f"(|exponent| at most {MAX_EXPONENT})")
         return result
 
     def check_characters(self) -> None:
         # Python folds identifiers by NFKC (a fullwidth 'u' silently becomes 'u') and admits lookalike
         # letters (Cyrillic 'а'), so non-ASCII text is refused before the tokenizer sees it.
-        m = _NON_ASCII_WORD.search(self.text)
-        if m:
-            word = m.group()
-            char = next(c for c in word if ord(c) > 0x7F)
-            what = f"the name {word!r} is not ASCII" if word.isidentifier() else f"character {char!r} is not ASCII"
+        if not self.text.isascii():
+            word = next(w for w in _WORDS.findall(self.text) if not w.isascii())
+            char = next(c for c in word if not c.isascii())
+            what = f"the name {_clip(word)} is not ASCII" if word.isidentifier() else f"character {char!r} is not ASCII"
             raise self.fail(f"{what} (U+{ord(char):04X}; lookalike letters are refused)")
         m = _CONTROL.search(self.text)
         if m:
@@ -207,10 +246,12 @@ class _Parser:
                 raise self.fail(f"expression too large (more than {MAX_NODES} sub-expressions)")
             if depth > MAX_DEPTH:
                 raise self.fail(f"expression too deeply nested (more than {MAX_DEPTH} levels)")
+            kind = _chain(node)
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.expr):
-                    same_chain = child is getattr(node, "left", None) and _chain(child) and _chain(child) is _chain(node)
-                    stack.append((child, depth if same_chain else depth + 1))
+                    # the left operand of (a + b) + c continues the chain: same level
+                    continues = kind is not None and child is node.left and _chain(child) is kind
+                    stack.append((child, depth if continues else depth + 1))
 
     # -- nodes -------------------------------------------------------------------------------------
 
@@ -234,15 +275,12 @@ class _Parser:
         if isinstance(value, int):
             if abs(value) >= 10**MAX_DIGITS:
                 raise self.fail(f"numeric literal with more than {MAX_DIGITS} digits")
-            number = sp.Integer(value)
-        elif isinstance(value, float):
-            number = self.decimal(self.segment(node))
-        elif isinstance(value, complex):
+            return sp.Integer(value)
+        if isinstance(value, float):
+            return self.decimal(self.segment(node))
+        if isinstance(value, complex):
             raise self.fail(f"complex literal {self.segment(node)!r} not allowed (the variables are real)")
-        else:
-            raise self.fail(f"{'strings' if isinstance(value, str) else 'bytes'} not allowed")
-        self.spend(_size(number))
-        return number
+        raise self.fail(f"{'strings' if isinstance(value, str) else 'bytes'} not allowed")
 
     def segment(self, node: ast.expr) -> str:
         start = self.line_starts[node.lineno - 1] + node.col_offset
@@ -255,7 +293,8 @@ class _Parser:
         frac, exponent = frac or "", exponent or "0"
         # the exponent's length first: int() refuses strings of more than 4,300 digits
         if len(whole + frac) > MAX_DIGITS or len(exponent.lstrip("+-0")) > 3 or abs(int(exponent)) > MAX_DIGITS:
-            raise self.fail(f"numeric literal {_clip(literal)} too long or too large (at most {MAX_DIGITS} digits, exponent at most {MAX_DIGITS})")
+            raise self.fail(f"numeric literal {_clip(literal)} too long or too large "
+                            f"(at most {MAX_DIGITS} digits, exponent at most {MAX_DIGITS})")
         return sp.Integer(int(whole + frac)) * sp.Rational(10) ** (int(exponent) - len(frac))
 
     def name(self, name: str) -> sp.Expr:
@@ -264,10 +303,10 @@ class _Parser:
         if name in CONSTANTS:
             return CONSTANTS[name]
         if "__" in name:
-            raise self.fail(f"forbidden name {name!r}")
+            raise self.fail(f"forbidden name {_clip(name)}")
         if name in FUNCTIONS:
-            raise self.fail(f"{name!r} is a function, not a value; call it as {name}(...)")
-        raise self.fail(f"undeclared symbol {name!r}")
+            raise self.fail(f"{_clip(name)} is a function, not a value; call it as {name}(...)")
+        raise self.fail(f"undeclared symbol {_clip(name)}")
 
     def unary(self, node: ast.UnaryOp) -> sp.Expr:
         if isinstance(node.op, ast.USub):
@@ -302,44 +341,56 @@ class _Parser:
                     raise self.fail("division by zero")
                 value = 1 / value
             operands.append(value)
+        bound, largest = _estimate(kind, operands)
+        if bound > MAX_BITS:
+            what = "product" if kind is sp.Mul else "sum"
+            raise self.fail(f"numbers too large (a {what} forming a number of up to {bound:.0f} bits, "
+                            f"at most {MAX_BITS})")
+        self.spend(bound - largest)
         return kind(*operands)
 
     def power(self, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
-        if exponent.is_Number:
-            if base.is_Number and base.is_zero and exponent.is_negative:
-                raise self.fail("division by zero (0 to a negative power)")
-            self.check_power(base, exponent)
         if base is sp.E:  # E**x is exp(x)
             self.check_exp(exponent)
+        elif exponent.is_Number:
+            if base.is_Number and base.is_zero and exponent.is_negative:
+                raise self.fail("division by zero (0 to a negative power)")
+            self.check_power(_size(base), exponent)
+        else:
+            # expand() later splits 2**(u + 1000) into 2**u * 2**1000: each number is an exponent
+            self.check_exponents(_size(base), exponent)
         return base**exponent
 
-    def check_power(self, base: sp.Expr, exponent: sp.Number) -> None:
-        """Refuse base**exponent if sympy's eager evaluation would produce a huge number, then charge it."""
+    def check_power(self, size: float, exponent: sp.Rational) -> None:
+        """Refuse b**exponent, ``size`` the log2 size of the numbers in b, if sympy's eager evaluation
+        would form a huge number; else charge the growth."""
         if abs(exponent) > MAX_EXPONENT:
-            raise self.fail(f"exponent {exponent} too large (|exponent| at most {MAX_EXPONENT})")
-        size = _size(base)
+            raise self.fail(f"exponent {_short(exponent)} too large (|exponent| at most {MAX_EXPONENT})")
         cost = float(abs(exponent)) * size
         if cost > MAX_BITS:
-            raise self.fail(f"power too large (to the {exponent}: a number of about {cost:.0f} bits, at most {MAX_BITS})")
+            raise self.fail(f"power too large (to the {_short(exponent)}: a number of about {cost:.0f} bits, "
+                            f"at most {MAX_BITS})")
         if not exponent.is_Integer and size > MAX_ROOT_BITS:
             raise self.fail(f"root of a number too large (about {size:.0f} bits, at most {MAX_ROOT_BITS})")
         self.spend(cost)
 
-    def check_exp(self, arg: sp.Expr) -> None:
-        # sympy rewrites exp(c*log(x)) as x**c, and logcombine, which it calls on the way, folds the
-        # c*log(x) inside any sum into log(x**c): each c*(...log...) of the argument is such a power.
-        if arg.has(sp.log):
-            for node in sp.preorder_traversal(arg):
-                if node.is_Mul and node.has(sp.log):
-                    coefficient, rest = node.as_coeff_Mul()
-                    self.check_power(rest, coefficient)
+    def check_exponents(self, size: float, exponent: sp.Expr) -> None:
+        for number in exponent.atoms(sp.Rational):
+            self.check_power(size, number)
 
-    def spend(self, size: float) -> None:
-        # every number sympy can form is a product of literals and power results, so its log2 size is
-        # at most their sum: bounding the sum bounds every number, however sympy combines them
-        self.spent += size
+    def check_exp(self, arg: sp.Expr) -> None:
+        # sympy rewrites exp(c*log(x)) as x**c at once, and expand() exp(log(x)*(u + c)) later, so with
+        # a log in the argument each of its numbers is an exponent of the logs' arguments
+        logs = arg.atoms(sp.log)
+        if logs:
+            self.check_exponents(max(_size(g.args[0]) for g in logs), arg)
+
+    def spend(self, growth: float) -> None:
+        # each large number costs its growth over the literals (themselves at most 100 digits), so
+        # a short text cannot make many of them
+        self.spent += growth
         if self.spent > MAX_BITS:
-            raise self.fail(f"numbers too large (their sizes add up to more than {MAX_BITS} bits)")
+            raise self.fail(f"numbers too large (powers and products growing them by more than {MAX_BITS} bits in all)")
 
     def call(self, node: ast.Call) -> sp.Expr:
         func = node.func
@@ -350,10 +401,11 @@ class _Parser:
         name = func.id
         if name not in FUNCTIONS:
             if name in self.names:
-                raise self.fail(f"{name!r} is a symbol, not a function")
+                raise self.fail(f"{_clip(name)} is a symbol, not a function")
             if "__" in name:
-                raise self.fail(f"forbidden name {name!r}")
-            raise RecipeError(f"{self.where}: unknown function {name!r} in {_clip(self.text)} (functions: {', '.join(FUNCTIONS)})")
+                raise self.fail(f"forbidden name {_clip(name)}")
+            raise RecipeError(f"{self.where}: unknown function {_clip(name)} in {_clip(self.text)} "
+                              f"(functions: {', '.join(FUNCTIONS)})")
         if node.keywords:
             raise self.fail(f"keyword arguments not allowed (in the call of {name})")
         if any(isinstance(a, ast.Starred) for a in node.args):
@@ -366,7 +418,7 @@ class _Parser:
             raise self.fail(f"wrong number of arguments: {name} takes {expected} argument{plural}, got {n}")
         args = [self.build(a) for a in node.args]
         if name in _ROOTS:
-            self.check_power(args[0], _ROOTS[name])
+            self.check_power(_size(args[0]), _ROOTS[name])
         elif name == "exp":
             self.check_exp(args[0])
         return function(*args)

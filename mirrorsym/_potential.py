@@ -30,7 +30,7 @@ from ._parametrization import Parametrization
 from ._psi import PsiResult
 from ._structure import Block
 
-__all__ = ["BlockPotential", "PotentialResult", "potential_Q", "antiderivative"]
+__all__ = ["BlockPotential", "PotentialResult", "antiderivative", "potential_Q"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +136,7 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
             terms = []
             for P, lam in zip(fam.projectors, fam.lambdas):
                 c2 = sp.factor((x0b.T * P * x0b)[0, 0])
-                if c2 != 0:
+                if c2 != 0 and any(l != 0 for l in lam):  # a λ_k = 0 eigenspace does not move: no term
                     terms.append((c2, lam))
             Q = sp.Add(*(c2 / 4 * (sp.exp(2 * sum((l * mu[i] for l, i in zip(lam, blk.g_indices)), sp.S.Zero)) - 1)
                          for c2, lam in terms))

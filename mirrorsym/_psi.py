@@ -18,7 +18,7 @@ import time
 
 import sympy as sp
 
-from ._flows import T, FlowsResult
+from ._flows import FlowsResult, T
 from ._parametrization import Parametrization
 
 __all__ = ["PsiResult", "psi"]

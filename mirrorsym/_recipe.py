@@ -37,7 +37,7 @@ import copy
 import dataclasses
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 try:
@@ -48,7 +48,7 @@ except ModuleNotFoundError:  # Python 3.10
 from ._errors import RecipeError
 from ._parametrization import Parametrization
 
-__all__ = ["load_recipe", "recipe_from_text", "recipe_from_dict", "shipped_recipes", "find_recipe"]
+__all__ = ["find_recipe", "load_recipe", "recipe_from_dict", "recipe_from_text", "shipped_recipes"]
 
 KEYS = ("name", "title", "description", "reference", "variables", "parametrization", "init",
         "assumptions", "parameters")
@@ -107,8 +107,8 @@ def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization
         raise fail(f"expected a table of recipe keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in KEYS]
     if unknown:
-        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(str(k), KEYS, 1)) else repr(k)
-                 for k in unknown]
+        hints = [f"{_show(k)} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(str(k), KEYS, 1))
+                 else _show(k) for k in unknown]
         raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} (allowed: {', '.join(KEYS)})")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
@@ -116,34 +116,34 @@ def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization
 
     name = data["name"]
     if not isinstance(name, str) or not _RECIPE_NAME.fullmatch(name):
-        raise fail(f"name: {name!r} is not a valid recipe name (letters, digits, '_', '.' and '-', "
+        raise fail(f"name: {_show(name)} is not a valid recipe name (letters, digits, '_', '.' and '-', "
                    "starting with a letter or digit)")
     for key in ("title", "description", "reference"):
         if not isinstance(data.get(key, ""), str):
-            raise fail(f"{key}: expected a string, got {data[key]!r}")
+            raise fail(f"{key}: expected a string, got {_show(data[key])}")
 
     variables = data["variables"]
     if not isinstance(variables, list) or not variables:
-        raise fail(f"variables: expected a non-empty list of names, got {variables!r}")
+        raise fail(f"variables: expected a non-empty list of names, got {_show(variables)}")
     for i, v in enumerate(variables):
         if not isinstance(v, str):
-            raise fail(f"variables[{i}]: expected a name (a string), got {v!r}")
+            raise fail(f"variables[{i}]: expected a name (a string), got {_show(v)}")
 
     G = data["parametrization"]
     G = [G] if isinstance(G, str) else G
     if not isinstance(G, list) or not G:
-        raise fail(f"parametrization: expected a non-empty list of expressions, got {G!r}")
+        raise fail(f"parametrization: expected a non-empty list of expressions, got {_show(G)}")
 
     init = data["init"]
     if not isinstance(init, Mapping):
-        raise fail(f"init: expected a table 'variable = value', got {init!r}")
+        raise fail(f"init: expected a table 'variable = value', got {_show(init)}")
 
     assumptions = _table(data, "assumptions", fail)
     for k, v in assumptions.items():
         if isinstance(v, str):
             assumptions[k] = v = [v]
         if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
-            raise fail(f"assumptions.{k}: expected a list of assumption names, got {v!r}")
+            raise fail(f"assumptions.{k}: expected a list of assumption names, got {_show(v)}")
 
     parameters = _table(data, "parameters", fail)
     # a name with assumptions only is a parameter without a default value
@@ -159,11 +159,17 @@ def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization
     return dataclasses.replace(p, source=copy.deepcopy(dict(data)))
 
 
-def _table(data: Mapping, key: str, fail) -> dict:
+def _show(value) -> str:
+    """repr(value) for a message, clipped: a recipe value may be a megabyte long."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _table(data: Mapping, key: str, fail: Callable[[str], RecipeError]) -> dict:
     """The optional table ``data[key]`` as a fresh dict (empty if absent)."""
     table = data.get(key, {})
     if not isinstance(table, Mapping):
-        raise fail(f"{key}: expected a table, got {table!r}")
+        raise fail(f"{key}: expected a table, got {_show(table)}")
     return dict(table)
 
 

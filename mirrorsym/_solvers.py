@@ -1,4 +1,4 @@
-r"""Numerical inverses of grad Q: the point mu(w) behind an implicit mirror potential.
+"""Numerical inverses of grad Q: the point mu(w) behind an implicit mirror potential.
 
 R = Q* (MATH.md §4). When (grad Q)^-1 has no usable closed form, R is evaluated through
 mu(w) = grad R(w), the unique minimiser over the dual domain U of the strictly convex
@@ -12,13 +12,13 @@ pasted into generated standalone modules (:data:`NUMPY_SOLVER_SOURCE`):
 **Scalar pieces** (separable blocks): g = q' strictly increasing on U = (lo, hi) with lo < 0 < hi,
 either end possibly infinite; solve g(nu) = s.
 
-* Bracket: probe outwards from 0 on the side where g passes s — at nu = +-1, +-2, +-4, ..., +-2**1000
-  towards an infinite end, at nu = e (1 - 2**-k) towards a finite end e — until g crosses s. A probe
+* Bracket: probe outwards from 0 on the side where g passes s — at nu = +-1, +-2, +-4, ..., up to
+  +-2**1000 or half a finite end e, then at e (1 - 2**-k), k = 1, 2, ... — until g crosses s. A probe
   where g fails (overflow, a pole, an exception) counts as beyond every s: that only happens next to
   an end where g blows up. If g never crosses s, s is outside the image (g(lo+), g(hi-)) = dom R.
-* Solve: safeguarded Newton (``rtsafe``): the Newton step is taken only when it stays inside the
-  bracket and at most halves the step before last, otherwise bisect; each evaluation shrinks the
-  bracket, so the iteration cannot leave U or jump past a pole.
+* Solve: safeguarded Newton (Numerical Recipes' ``rtsafe``): the Newton step is taken only when it
+  stays inside the bracket and at most halves the step before last, otherwise bisect; each
+  evaluation shrinks the bracket, so the iteration cannot leave U or jump past a pole.
 
 **Joint pieces** (d >= 2): damped Newton from mu = 0 (or mu0) with step p = -hess Q^-1 (grad Q - w)
 and squared Newton decrement lam2 = -<grad f, p> > 0. Backtracking halves t until mu + t p lies in U
@@ -28,7 +28,9 @@ near the solution, where differences of f are rounding noise: Q - <mu, w> cancel
 
 **Stopping.** With ||.|| the max norm, scale = max(1, ||mu||), eps the unit roundoff and tol =
 10**(2 - dps) (mpmath) or 4 eps (numpy): the scalar solver stops when its step is below
-tol * scale. The joint solver returns mu + p, p the Newton step, once
+tol * max(1, |nu|) (mpmath; this always happens) or 4 eps |nu| (numpy, relative even near 0; after
+100 steps, when noise in g prevents that, the bracketed iterate is returned). The joint solver
+returns mu + p, p the Newton step, once
 
 * ||p|| <= tol * scale; or
 * ||p||**3 / ||p_prev||**2 <= tol * scale, p_prev the previous step if it was a full one: the error
@@ -74,11 +76,13 @@ def _real(fn: Callable, x) -> mpf | None:
 
 
 def _probes(end: mpf):
-    """Points from 0 towards ``end``: +-2**k, or end (1 - 2**-k) while distinct from end."""
-    if mp.isinf(end):
-        for k in range(_MAX_DOUBLINGS + 1):
-            yield mp.ldexp(mp.sign(end), k)
-    else:
+    """Points from 0 towards ``end``: +-2**k below half of end, then end (1 - 2**-k) while not end."""
+    for k in range(_MAX_DOUBLINGS + 1):
+        t = mp.ldexp(mp.sign(end), k)
+        if not abs(t) < abs(end) / 2:
+            break
+        yield t
+    if mp.isfinite(end):
         k = 1
         while (t := end - mp.ldexp(end, -k)) != end:
             yield t
@@ -203,13 +207,13 @@ def convex_newton_mp(
     w = mp.matrix([mpf(v) for v in w])
     mu = mp.matrix(w.rows, 1) if mu0 is None else mp.matrix([mpf(v) for v in mu0])
     if inside is not None and not inside(mu):
-        raise ValueError("mu0 must lie in U")
+        raise DomainError(f"mu0 = {mp.nstr(mu.T, 5)} is outside U")
     label = f"w = [{', '.join(mp.nstr(v, 17) for v in w)}] is outside dom R"
     tol = mpf(10) ** (2 - mp.dps)
     loose, flat = mp.sqrt(tol), mp.eps**0.25
     start = _objective(Q, grad, mu, w)
     if start is None:
-        raise ValueError("Q or grad Q fails at mu0, which must lie in U")
+        raise DomainError(f"Q or grad Q fails at mu0 = {mp.nstr(mu.T, 5)}, which must lie in U")
     f, f_scale, r = start
     prev = mpf(0)  # the last step, if it was a full Newton step
     for _ in range(200):
@@ -256,27 +260,31 @@ def _scalar_inverse(g, dg, s, lo, hi):
     """nu in (lo, hi) with g(nu) = s, elementwise; g increasing, dg = g'.
 
     s is an array of any shape, g and dg are vectorised, lo < 0 < hi may be
-    infinite. Bracket from probes 0, +-1, +-2, ... (towards a finite end e:
-    e (1 - 2**-k)); then safeguarded Newton: a Newton step is kept only if
-    it stays in the bracket and at most halves the step before last, else
-    bisect. NaN gives NaN; an s outside the image of g raises ValueError.
+    infinite. Bracket from probes 0, +-1, +-2, ... (up to half a finite end
+    e, then e (1 - 2**-k)); then safeguarded Newton: a Newton step is kept
+    only if it stays in the bracket and at most halves the step before
+    last, else bisect. NaN gives NaN; an s outside the image of g (as far as
+    float64 resolves nu) raises ValueError.
     """
+    if not lo < 0 < hi:
+        raise ValueError(f"U = ({lo}, {hi}) must contain 0")
     s = np.asarray(s, dtype=float)
     flat = s.ravel()
     nu = np.full(flat.shape, np.nan)
     eps, tiny = np.finfo(float).eps, np.finfo(float).tiny
     with np.errstate(all="ignore"):
         g0 = g(np.zeros(1))[0]
+        if not np.isfinite(g0):
+            raise ValueError("g(0) is not finite, but 0 must lie in U")
         nu[flat == g0] = 0.0
         i, a, b, x, side, bad, image = [], [], [], [], [], [], []
         # Side +1 heads for hi, side -1 for lo; sign * g(sign * tau) grows
         # along the probes tau, and a non-finite value is beyond every s.
         for sign, end in ((-1.0, -lo), (1.0, hi)):
-            if np.isinf(end):
-                tau = 2.0 ** np.arange(1024)
-            else:
-                tau = end - end * 2.0 ** -np.arange(1.0, 64.0)
-                tau = tau[tau < end]
+            tau = 2.0 ** np.arange(1024)
+            if np.isfinite(end):
+                near = end - end * 2.0 ** -np.arange(1.0, 64.0)
+                tau = np.concatenate((tau[tau < end / 2], near[near < end]))
             raw = sign * g(sign * tau)
             fin = np.isfinite(raw)
             table = np.maximum.accumulate(np.where(fin, raw, np.inf))
@@ -333,8 +341,9 @@ def _convex_newton(Q, grad, hess, w, inside=None):
 
     w has shape (..., d); Q, grad, hess map a batch mu of shape (n, d) to
     shapes (n,), (n, d), (n, d, d); inside(mu) -> bool (n,) says whether mu
-    lies in U (None: U = R^d). Backtracking halves the step until mu stays
-    in U and Armijo holds (or its gradient form, immune to cancellation).
+    lies in U (None: U = R^d); Q, grad, hess are evaluated inside U only.
+    Backtracking halves the step until mu stays in U and Armijo holds (or
+    its gradient form, immune to cancellation in f).
     Rows of w with NaN give NaN; a row for which the iteration fails (w
     outside dom R) raises ValueError.
     """
@@ -395,16 +404,19 @@ def _convex_newton(Q, grad, hess, w, inside=None):
             pend = np.arange(todo.size)
             while pend.size:
                 xt = x[pend] + t[pend, None] * p[pend]
+                ok = in_u(xt)  # Q and grad are evaluated inside U only
+                xt, j = xt[ok], pend[ok]
                 qt = Q(xt)
-                mt = (xt * ww[pend]).sum(axis=-1)
-                rt = grad(xt) - ww[pend]
-                slope = (p[pend] * rt).sum(axis=-1)
-                ok = (in_u(xt) & np.isfinite(qt) & np.isfinite(rt).all(axis=-1)
-                      & ((qt - mt <= fx[pend] - c * t[pend] * lam2[pend])
-                         | (slope <= (1 - 2 * c) * lam2[pend])))
-                acc = pend[ok]
-                x[acc], fx[acc], r[acc] = xt[ok], (qt - mt)[ok], rt[ok]
-                fs[acc] = (np.abs(qt) + np.abs(mt))[ok]
+                mt = (xt * ww[j]).sum(axis=-1)
+                rt = grad(xt) - ww[j]
+                good = (np.isfinite(qt) & np.isfinite(rt).all(axis=-1)
+                        & ((qt - mt <= fx[j] - c * t[j] * lam2[j])
+                           | ((p[j] * rt).sum(axis=-1)
+                              <= (1 - 2 * c) * lam2[j])))
+                ok[ok] = good
+                acc = j[good]
+                x[acc], fx[acc], r[acc] = xt[good], (qt - mt)[good], rt[good]
+                fs[acc] = (np.abs(qt) + np.abs(mt))[good]
                 pend = pend[~ok]
                 t[pend] /= 2
                 stuck = t[pend] * size[pend] <= tol * scale[pend]

@@ -22,7 +22,6 @@ import random
 import time
 
 import mpmath as mp
-import sympy as sp
 
 from ._errors import DomainError
 from ._flows import FlowsResult
@@ -33,7 +32,7 @@ from ._parametrization import Parametrization
 from ._potential import PotentialResult
 from ._psi import PsiResult
 
-__all__ = ["Check", "VerificationResult", "verify", "sample_mu"]
+__all__ = ["Check", "VerificationResult", "sample_mu", "verify"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 mp.mp.dps = 30
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def derived(name: str):
     """The derivation of a shipped recipe, computed once per test session."""
     import mirrorsym

@@ -278,7 +278,7 @@ def test_shipped_recipes(name):
     p = recipe.load_recipe(str(RECIPES / f"{name}.toml"))
     G, xs, x0 = CASES[name]
     assert [str(x) for x in p.variables] == [str(x) for x in xs]
-    assert sp.expand(sp.Matrix(p.G) - sp.Matrix(G).xreplace({x: y for x, y in zip(xs, p.variables)})) == sp.zeros(len(G), 1)
+    assert sp.expand(sp.Matrix(p.G) - sp.Matrix(G).xreplace(dict(zip(xs, p.variables)))) == sp.zeros(len(G), 1)
     assert list(p.x0) == [sp.sympify(v) for v in x0]
     t = time.perf_counter()
     dg = diagnose(p, jacobian(p), brackets(p))

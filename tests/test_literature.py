@@ -55,7 +55,7 @@ def test_egu_L3():
     num = d.numeric()
     for w in (1e-6, 0.1, 0.36, 2.0, 1e5):
         w = mp.mpf(w)
-        R, g, H = num.evaluate([w])
+        R, _g, H = num.evaluate([w])
         assert abs(R - (w * mp.log(w / w0) - w + w0)) < TOL * (1 + abs(R))
         assert abs(H[0, 0] - 1 / w) < TOL / w
     assert [(part.lo, part.hi) for part in d.domain()["dom_R"]] == [(0, sp.oo)]
@@ -71,7 +71,7 @@ def test_winnow_L3b():
     w0 = c**2
     for w in (0.01, 0.49, 3.0):
         w = mp.mpf(w)
-        R, g, H = d.numeric().evaluate([w])
+        R, _g, H = d.numeric().evaluate([w])
         assert abs(R - (w * mp.log(w / w0) - w + w0) / 4) < TOL
         assert abs(H[0, 0] - 1 / (4 * w)) < TOL
 
@@ -88,7 +88,7 @@ def test_deep_one_sided_L4():
         mu = mp.mpf(mu)
         u = (a ** (2 - L) - L * (L - 2) * mu) ** (-mp.mpf(1) / (L - 2))       # literature ψ
         w = u**L
-        R, g, H = num.evaluate([w])
+        _R, g, H = num.evaluate([w])
         assert abs(g[0] - mu) < TOL
         assert abs(g[0] - (w ** (mp.mpf(2) / L - 1) - w0 ** (mp.mpf(2) / L - 1)) / (L * (2 - L))) < TOL
         assert abs(H[0, 0] - w ** (mp.mpf(2) / L - 2) / L**2) < TOL * H[0, 0]
@@ -107,7 +107,7 @@ def test_quadratic_separable_L6():
         mu = [mp.mpf(m) for m in mu]
         w = [mp.fsum(c[k] ** 2 * lam[k][i] * mp.e ** (2 * (lam[k][0] * mu[0] + lam[k][1] * mu[1])) for k in range(3)) / 2
              for i in range(2)]
-        R, g, H = num.evaluate(w)
+        _R, g, H = num.evaluate(w)
         assert max(abs(g[i] - mu[i]) for i in range(2)) < TOL
         HQ = mp.matrix(2, 2)
         for i in range(2):
