@@ -36,7 +36,7 @@ import mpmath as mp
 import sympy as sp
 
 from ._budget import Budget, attempt
-from ._numeric import mp_function, sample_interval, to_mpf
+from ._numeric import mp_function, realify, sample_interval, to_mpf
 from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
 from ._structure import Block
@@ -324,6 +324,12 @@ def invert_piece(q: sp.Expr, nu: sp.Symbol, s: sp.Symbol, U, values: Mapping, bu
             continue
         back = {ss: s}
         r, dr, ddr = (e.xreplace(back) for e in (r, dr, ddr))
+        if r.has(sp.I) or dr.has(sp.I):
+            ref = {**values, s: dq.xreplace({nu: 0}).xreplace(values)}
+            r, dr = realify(r, ref), realify(dr, ref)
+            if r is None or dr is None:
+                tried.append(f"{method}: the formula is not real on dom R")
+                continue
         expanded = sp.expand(r)  # cheap, and it collects the s^(k/L) terms peeling leaves apart
         r = expanded if sp.count_ops(expanded) < sp.count_ops(r) else r
         if _round_trip_ok(dq, dr, nu, s, U, values):

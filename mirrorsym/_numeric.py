@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import mpmath as mp
 import sympy as sp
 
-__all__ = ["finite_value", "mp_function", "sample_interval", "to_mpf"]
+__all__ = ["finite_value", "mp_function", "realify", "sample_interval", "to_mpf"]
 
 
 def mp_function(args: Sequence[sp.Symbol], exprs, values: Mapping):
@@ -61,3 +61,28 @@ def sample_interval(lo: sp.Expr, hi: sp.Expr, values: Mapping, n: int) -> list[m
         level = mp.mpf(k // 2 + 1) / m * mp.mpf("0.9") * (1 - mp.sqrt(2) / 100)
         pts.append(reach[side] * level)
     return sorted(pts)
+
+
+def realify(expr: sp.Expr, ref: Mapping) -> sp.Expr | None:
+    """Remove the ±iπ that sympy's antiderivatives leave with logarithms of negative quantities.
+
+    log(a) with a < 0 at the reference point ``ref`` (and so on the whole connected domain, where a
+    cannot cross 0) is rewritten log(−a) + iπ; the imaginary parts then cancel exactly, or the
+    expression is not real there and None is returned.
+
+    >>> x = sp.Symbol("x", positive=True)
+    >>> realify(-sp.log(x - 1) + sp.I * sp.pi, {x: sp.Rational(1, 2)})
+    -log(1 - x)
+    """
+    if not expr.has(sp.I):
+        return expr
+    reps = {}
+    for lg in expr.atoms(sp.log):
+        try:
+            v = complex(sp.N(lg.args[0].xreplace(dict(ref)), 30))
+        except (TypeError, ValueError):
+            return None
+        if v.real < 0 and abs(v.imag) <= 1e-25 * abs(v.real):
+            reps[lg] = sp.log(sp.expand(-lg.args[0])) + sp.I * sp.pi
+    out = sp.expand(expr.xreplace(reps), log=False, power_base=False, power_exp=False, mul=True, multinomial=False)
+    return None if out.has(sp.I) else out

@@ -26,6 +26,7 @@ import sympy as sp
 
 from ._budget import Budget, attempt
 from ._flows import FlowsResult, FlowUnavailable
+from ._numeric import realify
 from ._parametrization import Parametrization
 from ._psi import PsiResult
 from ._structure import Block
@@ -102,17 +103,22 @@ def _dual_interval(exprs, m: sp.Symbol, others, p: Parametrization, budget: Budg
     return lo[0], hi[0]
 
 
-def antiderivative(f: sp.Expr, s: sp.Symbol, budget: Budget) -> sp.Expr | None:
-    """∫ f ds, termwise: c·(a + b s)^n and c·e^{a + b s} by rule (keeps Q in the form ψ gives it,
-    e.g. ((1/α − 3µ)^{-2} − α²)/6 rather than an expanded rational function), the rest by sympy under
-    a budget. None when sympy cannot finish or returns an unevaluated integral."""
+def antiderivative(f: sp.Expr, s: sp.Symbol, budget: Budget, ref: dict) -> sp.Expr | None:
+    """∫ f ds along a path from s = 0, termwise: c·(a + b s)^n and c·e^{a + b s} by rule (keeps Q in
+    the form ψ gives it, e.g. ((1/α − 3µ)^{-2} − α²)/6 rather than an expanded rational function, and
+    c/(a + b s) as the real logarithm of ±(a + b s), signed as at ``ref``), the rest by sympy under a
+    budget. None when sympy cannot finish or returns an unevaluated integral."""
     total = sp.S.Zero
     for term in sp.Add.make_args(f):
         c, dep = term.as_independent(s, as_Add=False)
         base, n = dep.as_base_exp() if not isinstance(dep, sp.exp) else (None, None)
-        if base is not None and not n.has(s) and base.is_polynomial(s) and sp.degree(base, s) == 1 and n != -1:
+        if base is not None and not n.has(s) and base.is_polynomial(s) and sp.degree(base, s) == 1:
             b = sp.diff(base, s)
-            total += c * base ** (n + 1) / (b * (n + 1))
+            if n == -1:
+                sign = -1 if sp.N(base.xreplace(ref), 30) < 0 else 1
+                total += c * sp.log(sp.expand(sign * base)) / b
+            else:
+                total += c * base ** (n + 1) / (b * (n + 1))
             continue
         if isinstance(dep, sp.exp) and dep.args[0].is_polynomial(s) and sp.degree(dep.args[0], s) == 1:
             total += c * dep / sp.diff(dep.args[0], s)
@@ -150,13 +156,19 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
         for pos, i in enumerate(blk.g_indices):
             # leg i of the path 0 → µ_1 e_1 → …: only µ_i moves, the later µ_j are still 0
             integrand = grad[pos].xreplace({mu[j]: 0 for j in blk.g_indices[pos + 1:]}).xreplace({mu[i]: s})
-            F = antiderivative(integrand, s, budget)
+            ref = {**p.defaults, **{m: 0 for m in mu}, s: 0}
+            F = antiderivative(integrand, s, budget, ref)
             if F is None:
                 raise FlowUnavailable(f"no closed-form antiderivative of ∂Q/∂µ{i + 1} = {integrand} (sympy did not finish or returned an integral)")
             F0 = F.xreplace({s: 0})
             if F0.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
                 F0 = sp.limit(F, s, 0)
             Q += F.xreplace({s: mu[i]}) - F0
+        if Q.has(sp.I):
+            real = realify(Q, {**p.defaults, **{m: 0 for m in mu}})
+            if real is None:
+                raise FlowUnavailable(f"Q = {Q} is not real on U (sympy's antiderivative took a complex branch)")
+            Q = real
         U = tuple(_dual_interval(grad + ps.psi, mu[i], [mu[j] for j in blk.g_indices if j != i], p, budget)
                   for i in blk.g_indices)
         out.append(BlockPotential(blk, Q, grad, U, None, "integrated along coordinate paths"))
