@@ -44,6 +44,18 @@ def _param(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--param {name}: {value!r} is not a number") from None
 
 
+_CHECK_NAMES = ("hessian", "trajectory", "bias")
+
+
+def _checks(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in _CHECK_NAMES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"--checks: unknown check(s) {', '.join(bad) or '(none given)'}; "
+                                         f"choose from {', '.join(_CHECK_NAMES)}")
+    return names
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mirrorsym", description="Implicit bias of gradient descent under a "
                                  "reparametrization w = G(x): the mirror potential R, derived and verified.")
@@ -59,9 +71,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a parameter's default value (repeatable)")
     d.add_argument("--budget", metavar="S", type=float, default=60.0, help="overall time budget in seconds (default 60)")
     d.add_argument("--no-verify", action="store_true", help="skip the mpmath verification (exit 0 means derived, unproven)")
+    d.add_argument("--verify", choices=("points", "full"), default="points",
+                   help="points: the identities at sample points (default); full: also the trajectory (GF = MF) "
+                        "and implicit-bias (argmin R on Zw = y) checks")
     d.add_argument("--dps", type=int, default=30, help="digits for the verification (default 30)")
     d.add_argument("--seed", type=int, default=0, help="seed of the verification's sample points (default 0)")
     d.add_argument("--timings", action="store_true", help="include per-stage timings in the JSON (not reproducible)")
+    v = sub.add_parser("verify", help="run the verification checks of a recipe and print their table")
+    v.add_argument("recipe", help="a recipe TOML file, or the name of a shipped recipe")
+    v.add_argument("--checks", default="hessian,trajectory,bias", type=_checks,
+                   help="comma-separated: hessian (the point checks), trajectory, bias (default: all)")
+    v.add_argument("--dps", type=int, default=30, help="digits (default 30; 15 is a fast mode)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random points and losses (default 0)")
+    v.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+                   help="override a parameter's default value (repeatable)")
+    v.add_argument("--budget", metavar="S", type=float, default=60.0, help="time budget of the derivation")
+    v.add_argument("--json", metavar="PATH", help="write the derivation with these checks as JSON")
+    v.add_argument("--plot", metavar="PATH", help="draw w(t) for GF and MF and the regression limit (needs matplotlib)")
     sub.add_parser("list", help="list the shipped recipes")
     return ap
 
@@ -105,7 +131,8 @@ def _derive(args) -> int:
     p = load_recipe(find_recipe(args.recipe))
     if args.param:
         p = p.with_values(dict(args.param))
-    d = derive(p, budget=args.budget, verify_result=not args.no_verify, dps=args.dps, seed=args.seed)
+    d = derive(p, budget=args.budget, verify_result=not args.no_verify, dps=args.dps, seed=args.seed,
+               full=args.verify == "full")
     outputs = {}
     if args.json:
         from ._json import dumps
@@ -131,6 +158,38 @@ def _derive(args) -> int:
     return {Status.VERIFIED: 0, Status.UNVERIFIED: 0, Status.NOT_COMMUTING: 3, Status.CHECK_FAILED: 4}[d.status]
 
 
+def _verify(args) -> int:
+    import dataclasses
+
+    from ._derivation import Status, derive, with_checks
+    from ._recipe import find_recipe, load_recipe
+    from ._trajectory import run_checks
+
+    p = load_recipe(find_recipe(args.recipe))
+    if args.param:
+        p = p.with_values(dict(args.param))
+    d = derive(p, budget=args.budget, dps=args.dps, seed=args.seed)
+    if d.status is Status.NOT_COMMUTING:
+        print("\n".join(_summary(d)))
+        return 3
+    if "hessian" not in args.checks:
+        d = dataclasses.replace(d, verification=dataclasses.replace(d.verification, checks=()))
+    d = with_checks(d, run_checks(d, [c for c in args.checks if c != "hessian"], dps=args.dps, seed=args.seed))
+    v = d.verification
+    print(f"{p.name}: {sum(c.passed for c in v.checks)}/{len(v.checks)} checks passed at {v.dps} digits (seed {v.seed})")
+    for row in v.table():
+        print("  " + row)
+    if args.json:
+        from ._json import dumps
+
+        write_atomically(args.json, dumps(d))
+    if args.plot:
+        from ._trajectory import plot
+
+        plot(d, args.plot, dps=min(args.dps, 15), seed=args.seed)
+    return 0 if v.passed else 4
+
+
 def _list() -> int:
     from ._recipe import load_recipe, shipped_recipes
 
@@ -148,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "derive":
             return _derive(args)
+        if args.command == "verify":
+            return _verify(args)
         return _list()
     except MirrorsymError as exc:
         print(f"mirrorsym: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -26,9 +26,10 @@ from ._legendre import LegendreResult, NumericPotential, legendre
 from ._parametrization import Parametrization
 from ._potential import PotentialResult, potential_Q
 from ._psi import PsiResult, psi
+from ._trajectory import run_checks
 from ._verify import VerificationResult, verify
 
-__all__ = ["Derivation", "DomainPart", "Status", "derive"]
+__all__ = ["Derivation", "DomainPart", "Status", "derive", "with_checks"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +126,9 @@ class Derivation:
 
 
 def derive(p: Parametrization, *, budget: float | Budget | None = 60.0, verify_result: bool = True,
-           dps: int = 30, seed: int = 0) -> Derivation:
-    """Run the whole pipeline on ``p``.
+           dps: int = 30, seed: int = 0, full: bool = False) -> Derivation:
+    """Run the whole pipeline on ``p``; ``full`` adds the trajectory and implicit-bias checks
+    (:mod:`._trajectory`) to the point checks.
 
     Raises RecipeError/DegenerateError for bad input, BudgetExceeded when a step runs out of time,
     FlowUnavailable when no strategy gives closed-form flows. A non-commuting G is a result
@@ -148,5 +150,16 @@ def derive(p: Parametrization, *, budget: float | Budget | None = 60.0, verify_r
     if not verify_result:
         return Derivation(p, Status.UNVERIFIED, jac, br, fl, ps, pot, leg, seconds=time.perf_counter() - t0)
     ver = verify(p, jac, fl, ps, pot, leg, dps=dps, seed=seed)
-    status = Status.VERIFIED if ver.passed else Status.CHECK_FAILED
-    return Derivation(p, status, jac, br, fl, ps, pot, leg, ver, seconds=time.perf_counter() - t0)
+    d = Derivation(p, Status.VERIFIED, jac, br, fl, ps, pot, leg, ver)
+    if full:
+        d = with_checks(d, run_checks(d, dps=dps, seed=seed))
+    status = Status.VERIFIED if d.verification.passed else Status.CHECK_FAILED
+    return dataclasses.replace(d, status=status, seconds=time.perf_counter() - t0)
+
+
+def with_checks(d: Derivation, checks) -> Derivation:
+    """``d`` with more checks appended to its verification (and its status updated)."""
+    ver = dataclasses.replace(d.verification, checks=d.verification.checks + tuple(checks))
+    if d.status in (Status.VERIFIED, Status.CHECK_FAILED):
+        return dataclasses.replace(d, verification=ver, status=Status.VERIFIED if ver.passed else Status.CHECK_FAILED)
+    return dataclasses.replace(d, verification=ver)

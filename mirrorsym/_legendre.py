@@ -36,6 +36,7 @@ import mpmath as mp
 import sympy as sp
 
 from ._budget import Budget, attempt
+from ._errors import DomainError
 from ._numeric import mp_function, realify, sample_interval, to_mpf
 from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
@@ -456,7 +457,8 @@ class NumericPotential:
                 entry["L"] = mp.matrix([[to_mpf(x, self.values) for x in row] for row in b.L.tolist()])
                 pieces = []
                 for pc in b.pieces:
-                    f = {"pc": pc, "U": (to_mpf(pc.U[0], self.values), to_mpf(pc.U[1], self.values))}
+                    f = {"pc": pc, "U": (to_mpf(pc.U[0], self.values), to_mpf(pc.U[1], self.values)),
+                         "dom": (to_mpf(pc.dom[0], self.values), to_mpf(pc.dom[1], self.values))}
                     f["q"] = mp_function([pc.nu], pc.q, self.values)
                     f["dq"] = mp_function([pc.nu], pc.dq, self.values)
                     f["ddq"] = mp_function([pc.nu], pc.ddq, self.values)
@@ -494,6 +496,9 @@ class NumericPotential:
         """(ν, r(s), r''(s)) for one piece at s."""
         pc = f["pc"]
         if pc.closed:
+            lo, hi = f["dom"]
+            if not lo < s < hi:
+                raise DomainError(f"{pc.s} = {mp.nstr(s, 8)} is outside dom R, which needs {pc.dom[0]} < {pc.s} < {pc.dom[1]}")
             return f["dr"](s), f["r"](s), f["ddr"](s)
         from ._solvers import scalar_inverse_mp
 
@@ -530,10 +535,15 @@ class NumericPotential:
         return R, grad, H
 
     def _joint_mu(self, e, wb) -> mp.matrix:
-        """µ_b minimising Q_b(µ) − ⟨µ, w_b⟩ (damped Newton; U_b = R^k for the joint blocks here)."""
+        """µ_b minimising Q_b(µ) − ⟨µ, w_b⟩ (damped Newton; U_b = R^k for the joint blocks here).
+
+        Newton starts from the previous solution of this block: along a trajectory consecutive w are
+        close, which saves most iterations; the minimiser does not depend on the start."""
         from ._solvers import convex_newton_mp
 
-        mu = convex_newton_mp(lambda v: e["Q"](*v), lambda v: e["grad"](*v), lambda v: self._block_hess(e, list(v)), wb)
+        mu = convex_newton_mp(lambda v: e["Q"](*v), lambda v: e["grad"](*v), lambda v: self._block_hess(e, list(v)), wb,
+                              mu0=e.get("last"))
+        e["last"] = list(mu)
         return mp.matrix(list(mu))
 
     @staticmethod

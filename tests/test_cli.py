@@ -147,3 +147,25 @@ def test_outputs_are_deterministic(tmp_path, capsys):
         assert rc == 0
         texts.append([p.read_bytes() for p in paths])
     assert texts[0] == texts[1]
+
+
+def test_verify_command_runs_the_full_checks(tmp_path, capsys):
+    js = tmp_path / "v.json"
+    rc, out, _ = run(capsys, "verify", "azulay-shape", "--checks", "hessian,trajectory,bias", "--dps", "15",
+                     "--seed", "3", "--json", str(js))
+    assert rc == 0, out
+    names = [c["name"] for c in json.loads(js.read_text())["verification"]["checks"]]
+    assert {"grad_R", "hess_R", "trajectory", "bias"} <= set(names)
+    assert "seed 3" in out and "15 digits" in out
+
+
+def test_verify_not_commuting_exits_3(capsys):
+    rc, out, _ = run(capsys, "verify", "single-neuron", "--checks", "trajectory", "--dps", "15")
+    assert rc == 3 and "not commuting" in out
+
+
+def test_derive_verify_full(tmp_path, capsys):
+    js = tmp_path / "f.json"
+    rc, _, _ = run(capsys, "derive", "egu", "--verify", "full", "--dps", "15", "--json", str(js))
+    checks = {c["name"]: c for c in json.loads(js.read_text())["verification"]["checks"]}
+    assert rc == 0 and checks["trajectory"]["passed"] and checks["bias"]["passed"]
