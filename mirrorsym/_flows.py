@@ -111,8 +111,9 @@ def _scalar_flow(f: sp.Expr, x: sp.Symbol, x0_value: sp.Expr, p: Parametrization
         a, b = poly.all_coeffs()
         return sp.exp(a * T) * (x + b / a) - b / a, "linear ODE"
     F, why = attempt(budget, f"antiderivative of 1/({fs}) for the flow", 10.0, sp.integrate, 1 / fs, s)
-    if F is None or F.has(sp.Integral):
-        raise FlowUnavailable(f"no elementary antiderivative of 1/f for dφ/dt = {f}: {why or 'sympy returned an integral'}")
+    if F is None or F.has(sp.Integral, sp.Piecewise):
+        raise FlowUnavailable(f"no usable antiderivative of 1/f for dφ/dt = {f}: "
+                              f"{why or 'sympy returned an integral or a case split'}")
     ref = dict(p.defaults)
     ref[s] = x0_value.xreplace(ref)
     phi = peel_inverse(F, s, F.xreplace({s: x}) + T, ref)

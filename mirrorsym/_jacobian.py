@@ -58,6 +58,13 @@ def jacobian(p: Parametrization) -> JacobianResult:
             raise DegenerateError(f"parametrization[{i}]: G_{i + 1} = {g} is constant in x, so J has a zero row")
     J = sp.Matrix([[sp.diff(g, x) for x in p.variables] for g in p.G])
     at_x0 = dict(zip(p.variables, p.x0))
+    for i, g in enumerate(p.G):
+        value = sp.N(g.xreplace(at_x0).xreplace(dict(p.defaults)), 30)
+        if value.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or not value.is_real:
+            raise DegenerateError(
+                f"parametrization[{i}]: G_{i + 1}(x0) = {g.xreplace(at_x0)} = {sp.N(value, 6)} is not a finite real "
+                f"number: x0 = {tuple(p.x0)} lies outside the real domain of G (check the signs of the initialisation "
+                f"and the variables' assumptions)")
     J0 = J.xreplace(at_x0).xreplace(dict(p.defaults))
     if any(e.has(sp.zoo, sp.oo, -sp.oo, sp.nan) for e in J0):
         raise DegenerateError(f"J is not finite at x0 = {tuple(p.x0)}: x0 lies on a singular locus of G")

@@ -228,6 +228,14 @@ def _exp_polynomial_roots(terms: dict, nu: sp.Symbol, s: sp.Symbol) -> tuple[lis
     return [(f"quadratic in exp({gamma}·µ)", sp.log(root) / gamma) for root in roots], None
 
 
+def _solve(dq: sp.Expr, s: sp.Symbol, nu: sp.Symbol) -> list:
+    """sympy's solve of q'(ν) = s; an equation it has no algorithm for is an empty answer, not an error."""
+    try:
+        return sp.solve(sp.Eq(dq, s), nu)
+    except NotImplementedError:
+        return []
+
+
 def _polynomial_degree(dq: sp.Expr, nu: sp.Symbol) -> int | None:
     """Degree in ν of the numerator of q'(ν) − s when q' is rational in ν (the equation sympy would
     solve); None otherwise. Degree > 2 means radicals of Cardano/Ferrari size or CRootOf at best."""
@@ -309,7 +317,7 @@ def invert_piece(q: sp.Expr, nu: sp.Symbol, s: sp.Symbol, U, values: Mapping, bu
         if degree is not None and degree > 2:
             tried.append(f"∇Q(µ) = w is a polynomial equation of degree {degree} in µ: no usable closed form")
         else:
-            sols, why = attempt(budget, "R: sympy solve of ∇Q(µ) = w", 3.0, sp.solve, sp.Eq(dq, ss), nu)
+            sols, why = attempt(budget, "R: sympy solve of ∇Q(µ) = w", 3.0, _solve, dq, ss, nu)
             if sols is None:
                 tried.append(f"sympy solve: {why}")
             elif not sols:

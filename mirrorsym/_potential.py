@@ -124,7 +124,7 @@ def antiderivative(f: sp.Expr, s: sp.Symbol, budget: Budget, ref: dict) -> sp.Ex
             total += c * dep / sp.diff(dep.args[0], s)
             continue
         F, _ = attempt(budget, "Q: antiderivative", 10.0, sp.integrate, term, s)
-        if F is None or F.has(sp.Integral):
+        if F is None or F.has(sp.Integral, sp.Piecewise):  # a case split is not one formula on U
             return None
         total += F
     return total
@@ -167,7 +167,7 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
         if Q.has(sp.I):
             real = realify(Q, {**p.defaults, **{m: 0 for m in mu}})
             if real is None:
-                raise FlowUnavailable(f"Q = {Q} is not real on U (sympy's antiderivative took a complex branch)")
+                raise FlowUnavailable(f"Q = {sp.sstr(Q)[:200]} is not real on U (sympy's antiderivative took a complex branch)")
             Q = real
         U = tuple(_dual_interval(grad + ps.psi, mu[i], [mu[j] for j in blk.g_indices if j != i], p, budget)
                   for i in blk.g_indices)
