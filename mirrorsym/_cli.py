@@ -47,6 +47,16 @@ def _param(text: str) -> tuple[str, float]:
 _CHECK_NAMES = ("hessian", "trajectory", "bias")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _checks(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     bad = [n for n in names if n not in _CHECK_NAMES]
@@ -77,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--dps", type=int, default=30, help="digits for the verification (default 30)")
     d.add_argument("--seed", type=int, default=0, help="seed of the verification's sample points (default 0)")
     d.add_argument("--timings", action="store_true", help="include per-stage timings in the JSON (not reproducible)")
+    d.add_argument("--dim", metavar="N", type=_positive_int,
+                   help="for a recipe with a dimension template: instantiate it with d = N coordinates")
     v = sub.add_parser("verify", help="run the verification checks of a recipe and print their table")
     v.add_argument("recipe", help="a recipe TOML file, or the name of a shipped recipe")
     v.add_argument("--checks", default="hessian,trajectory,bias", type=_checks,
@@ -92,9 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _summary(d) -> list[str]:
+def _summary(d, dim: int | None = None) -> list[str]:
     p = d.parametrization
     lines = [f"{p.name}: {d.status.value}"]
+    if p.dimension is not None and d.commuting:
+        n = p.dimension if dim is None else dim
+        lines.append(f"  for w ∈ R^{n}: w[i] = {d.elementwise(p.G[0])}, i = 1..{n}, independent identical blocks; "
+                     f"R(w) = Σ_i r(w[i]) with r the potential of one coordinate:")
     lines.append(f"  G(x)   = ({', '.join(str(g) for g in p.G)})  with x = ({', '.join(x.name for x in p.variables)}), "
                  f"x0 = ({', '.join(str(v) for v in p.x0)})")
     if not d.commuting:
@@ -131,13 +147,15 @@ def _derive(args) -> int:
     p = load_recipe(find_recipe(args.recipe))
     if args.param:
         p = p.with_values(dict(args.param))
+    if args.dim is not None and p.dimension is None:
+        raise RecipeError(f"--dim: the recipe {p.name!r} has no dimension template (dimension = \"n\" with u[i] ...)")
     d = derive(p, budget=args.budget, verify_result=not args.no_verify, dps=args.dps, seed=args.seed,
                full=args.verify == "full")
     outputs = {}
     if args.json:
         from ._json import dumps
 
-        outputs[args.json] = dumps(d, timings=args.timings)
+        outputs[args.json] = dumps(d, timings=args.timings, dim=args.dim)
     if args.latex:
         from ._latex import latex_fragment
 
@@ -152,7 +170,7 @@ def _derive(args) -> int:
         outputs[args.numpy] = numpy_module(d)
     for path, text in outputs.items():
         write_atomically(path, text)
-    print("\n".join(_summary(d)))
+    print("\n".join(_summary(d, args.dim)))
     if args.numpy and not d.commuting:
         print(f"  (no numpy module written to {args.numpy}: there is no mirror potential)")
     return {Status.VERIFIED: 0, Status.UNVERIFIED: 0, Status.NOT_COMMUTING: 3, Status.CHECK_FAILED: 4}[d.status]

@@ -112,6 +112,30 @@ class Derivation:
                 dom.append(DomainPart(sp.Matrix([p.w[i] for i in b.block.g_indices]), None, None, f"∇Q_b(U_b): {cone}"))
         return {"U": tuple(U), "dom_R": tuple(dom)}
 
+    # --- coordinate templates (recipes with ``dimension = "n"``) ---------------------------------
+    @property
+    def index(self) -> sp.Symbol:
+        return sp.Symbol("i", integer=True, positive=True)
+
+    def dimension_symbol(self, dim: int | None = None) -> sp.Expr:
+        """n (the recipe's dimension, a positive integer symbol), or the concrete ``dim``."""
+        p = self.parametrization
+        return sp.Integer(dim) if dim is not None else sp.Symbol(p.dimension, integer=True, positive=True)
+
+    def elementwise(self, expr: sp.Expr) -> sp.Expr:
+        """A coordinate formula with every templated name indexed: w1 → w[i], u → u[i], alpha → alpha[i]."""
+        p = self.parametrization
+        i = self.index
+        reps = {p.w[0]: sp.IndexedBase("w")[i], p.mu[0]: sp.IndexedBase("mu")[i]}
+        for s in p.variables + p.parameters:
+            if s.name in p.indexed:
+                reps[s] = sp.IndexedBase(s.name)[i]
+        return sp.sympify(expr).xreplace(reps)
+
+    def summed(self, expr: sp.Expr, dim: int | None = None) -> sp.Expr:
+        """Σ_{i=1}^{n} of a coordinate formula: R(w) = Σ_i r(w_i), Q(µ) = Σ_i q(µ_i) (MATH.md §6)."""
+        return sp.Sum(self.elementwise(expr), (self.index, 1, self.dimension_symbol(dim)))
+
     def numeric(self, **values) -> NumericPotential:
         """R, ∇R, ∇²R, Q, ∇Q in mpmath (implicit pieces solved numerically); parameters overridable."""
         if self.legendre is None:

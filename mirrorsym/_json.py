@@ -32,7 +32,38 @@ def _domain(d: Derivation) -> dict:
             for k, parts in d.domain().items()}
 
 
-def to_json(d: Derivation, timings: bool = False) -> dict:
+def _without_seconds(obj):
+    """The same JSON value without its timings (they differ from run to run; outputs must not)."""
+    if isinstance(obj, dict):
+        return {k: _without_seconds(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [_without_seconds(v) for v in obj]
+    return obj
+
+
+def _template_form(doc: dict, d: Derivation, dim: int | None) -> None:
+    """For a coordinate template: the coordinate formulas stay under ``coordinate``; the top-level
+    formulas become their elementwise (x[i]) and summed (Σ_{i=1}^{n}) forms."""
+    p = d.parametrization
+    doc["coordinate"] = {k: doc[k] for k in ("variables", "parametrization", "init", "w", "mu", "psi", "grad_Q", "Q",
+                                              "R", "grad_R", "hess_R")}
+    doc["dimension"] = p.dimension if dim is None else dim
+    doc["d"] = doc["dimension"]
+    doc["index"] = "i"
+    doc["variables"] = [f"{x.name}[i]" for x in p.variables]
+    doc["w"], doc["mu"] = ["w[i]"], ["mu[i]"]
+    doc["parametrization"] = [_s(d.elementwise(g)) for g in p.G]
+    doc["init"] = {f"{x.name}[i]": _s(d.elementwise(v)) for x, v in zip(p.variables, p.x0)}
+    doc["psi"] = [_s(d.elementwise(c)) for c in d.psi.psi]
+    doc["grad_Q"] = [_s(d.elementwise(g)) for g in d.grad_Q]
+    doc["Q"] = _s(d.summed(d.Q, dim))
+    doc["R"] = None if d.R is None else _s(d.summed(d.R, dim))
+    doc["grad_R"] = None if d.grad_R is None else [_s(d.elementwise(g)) for g in d.grad_R]
+    doc["hess_R"] = None if d.hess_R is None else [_s(d.elementwise(d.hess_R[0, 0]))]
+    doc["elementwise"] = "grad_Q, grad_R, psi are per coordinate i = 1..d; hess_R is diagonal with these entries"
+
+
+def to_json(d: Derivation, timings: bool = False, dim: int | None = None) -> dict:
     p = d.parametrization
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -58,7 +89,8 @@ def to_json(d: Derivation, timings: bool = False) -> dict:
     }
     if not d.commuting:
         doc.update({"closed_form": False, "R": None,
-                    "diagnosis": d.diagnosis.to_json() if d.diagnosis is not None else None})
+                    "diagnosis": None if d.diagnosis is None else
+                    d.diagnosis.to_json() if timings else _without_seconds(d.diagnosis.to_json())})
         return doc
     leg = d.legendre
     doc.update({
@@ -94,6 +126,8 @@ def to_json(d: Derivation, timings: bool = False) -> dict:
             "R_of_mu": _s((mu.T * sp.Matrix(d.grad_Q))[0, 0] - d.Q),
             "statement": "R is the Legendre transform of Q: R(w) = <mu, w> - Q(mu) where grad Q(mu) = w, mu in U",
         }
+    if p.dimension is not None:
+        _template_form(doc, d, dim)
     if d.verification is not None:
         v = d.verification
         doc["verification"] = {"passed": v.passed, "dps": v.dps, "seed": v.seed,
@@ -110,5 +144,5 @@ def to_json(d: Derivation, timings: bool = False) -> dict:
     return doc
 
 
-def dumps(d: Derivation, timings: bool = False) -> str:
-    return json.dumps(to_json(d, timings), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def dumps(d: Derivation, timings: bool = False, dim: int | None = None) -> str:
+    return json.dumps(to_json(d, timings, dim), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -78,6 +78,10 @@ class Parametrization:
     name: str = "parametrization"
     title: str = ""
     source: Mapping[str, object] = dataclasses.field(default_factory=dict, compare=False)
+    #: for a coordinate template (``dimension = "n"`` in a recipe): the dimension's name, and the
+    #: variable and parameter names written with the index ``[i]``; then G is one coordinate's block
+    dimension: str | None = None
+    indexed: tuple[str, ...] = ()
 
     @property
     def d(self) -> int:

@@ -50,7 +50,7 @@ from ._parametrization import Parametrization
 
 __all__ = ["find_recipe", "load_recipe", "recipe_from_dict", "recipe_from_text", "shipped_recipes"]
 
-KEYS = ("name", "title", "description", "reference", "variables", "parametrization", "init",
+KEYS = ("name", "title", "description", "reference", "dimension", "variables", "parametrization", "init",
         "assumptions", "parameters")
 REQUIRED = ("name", "variables", "parametrization", "init")
 MAX_BYTES = 1_000_000
@@ -146,6 +146,17 @@ def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization
             raise fail(f"assumptions.{k}: expected a list of assumption names, got {_show(v)}")
 
     parameters = _table(data, "parameters", fail)
+    dimension, indexed = None, ()
+    if "dimension" in data:
+        dimension = data["dimension"]
+        if not isinstance(dimension, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", dimension):
+            raise fail(f"dimension: expected the name of the dimension (e.g. \"n\"), got {_show(dimension)}")
+        variables, G, init, assumptions, parameters, indexed = _untemplate(
+            variables, G, init, assumptions, parameters, fail)
+    else:
+        for key, text in [("variables", variables), ("init", list(init)), ("parameters", list(parameters))]:
+            if any(isinstance(t, str) and _INDEXED.search(t) for t in text):
+                raise fail(f"{key}: indexed names like 'u[i]' need a dimension key (e.g. dimension = \"n\")")
     # a name with assumptions only is a parameter without a default value
     for k in assumptions:
         if k not in variables and k not in parameters:
@@ -156,7 +167,58 @@ def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization
                                    name=name, title=data.get("title", ""))
     except RecipeError as exc:
         raise fail(str(exc)) from None
-    return dataclasses.replace(p, source=copy.deepcopy(dict(data)))
+    return dataclasses.replace(p, source=copy.deepcopy(dict(data)), dimension=dimension, indexed=indexed)
+
+
+_INDEXED = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)\[([^\]]*)\]")
+
+
+def _untemplate(variables, G, init, assumptions, parameters, fail):
+    """A coordinate template (``u[i]``, ``alpha[i]``) as the parametrization of one coordinate.
+
+    ``dimension = "n"`` declares w ∈ R^n with n identical independent blocks, so the derivation is
+    done once on the block and R(w) = Σ_i r(w_i) (MATH.md §6). Inside the template the only index is
+    ``i``; ``u[i]`` is renamed ``u`` before the safe parser sees the text. Returns the renamed
+    variables, components, init, assumptions, parameters, and the names that were indexed.
+    """
+    indexed = []
+    plain_vars = []
+    for k, v in enumerate(variables):
+        m = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*)\[i\]", v)
+        if not m:
+            raise fail(f"variables[{k}]: with a dimension every variable is a coordinate template like 'u[i]', "
+                       f"got {_show(v)}")
+        plain_vars.append(m.group(1))
+        indexed.append(m.group(1))
+
+    def rename_key(key, where):
+        m = _INDEXED.fullmatch(key)
+        if m is None:
+            return key
+        if m.group(2) != "i":
+            raise fail(f"{where}: the index of a template is i, got {_show(key)}")
+        if m.group(1) not in indexed:
+            indexed.append(m.group(1))
+        return m.group(1)
+
+    parameters = {rename_key(k, f"parameters.{k}"): v for k, v in parameters.items()}
+    assumptions = {rename_key(k, f"assumptions.{k}"): v for k, v in assumptions.items()}
+    init = {rename_key(str(k), f"init.{k}"): v for k, v in init.items()}
+
+    def rename_text(text, where):
+        if not isinstance(text, str):
+            return text
+        for m in _INDEXED.finditer(text):
+            if m.group(2) != "i" or m.group(1) not in indexed:
+                raise fail(f"{where}: {_show(m.group(0))} is not a declared coordinate template "
+                           f"(templates: {', '.join(n + '[i]' for n in indexed)})")
+        return _INDEXED.sub(lambda m: m.group(1), text)
+
+    G = [rename_text(g, f"parametrization[{k}]") for k, g in enumerate(G)]
+    init = {k: rename_text(v, f"init.{k}") for k, v in init.items()}
+    if len(G) != 1:
+        raise fail("parametrization: a dimension template has one component per coordinate, w_i = G(x_i)")
+    return plain_vars, G, init, assumptions, parameters, tuple(indexed)
 
 
 def _show(value) -> str:
