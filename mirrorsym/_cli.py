@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
+from ._batch import add_batch_arguments, run_batch_cli
 from ._errors import MirrorsymError, RecipeError
 from ._version import __version__
 
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--budget", metavar="S", type=float, default=60.0, help="time budget of the derivation")
     v.add_argument("--json", metavar="PATH", help="write the derivation with these checks as JSON")
     v.add_argument("--plot", metavar="PATH", help="draw w(t) for GF and MF and the regression limit (needs matplotlib)")
+    b = sub.add_parser("batch", help="derive many recipes in parallel, one process each, with a summary table")
+    add_batch_arguments(b)
     sub.add_parser("list", help="list the shipped recipes")
     return ap
 
@@ -227,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _derive(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "batch":
+            return run_batch_cli(args)
         return _list()
     except MirrorsymError as exc:
         print(f"mirrorsym: {type(exc).__name__}: {exc}", file=sys.stderr)
