@@ -266,12 +266,12 @@ def _round_trip_ok(dq, dr, nu, s, U, values, dps=30) -> bool:
     return True
 
 
-def _image(dq, nu, U, values, budget) -> tuple[sp.Expr, sp.Expr]:
-    """dom = q'(U) = (lim at lo, lim at hi), q' being increasing; sympy limits under a budget."""
+def _image(dq, nu, U, values, budget) -> tuple[sp.Expr, sp.Expr] | None:
+    """dom = q'(U) = (lim at lo, lim at hi), q' being increasing; sympy limits under a budget (None
+    when one does not finish: the caller then approaches the ends numerically)."""
     ends = []
     for end, direction in ((U[0], "+"), (U[1], "-")):
-        lim, _ = attempt(budget, "dom R: limit of ∇Q at an end of U", 3.0, sp.limit, dq, nu, end,
-                         direction if end.is_finite else "+-" if False else direction)
+        lim, _ = attempt(budget, "dom R: limit of ∇Q at an end of U", 3.0, sp.limit, dq, nu, end, direction)
         if lim is None or lim.has(sp.Limit) or lim.has(sp.AccumBounds) or lim == sp.zoo:
             return None
         ends.append(lim)

@@ -156,7 +156,7 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
         for pos, i in enumerate(blk.g_indices):
             # leg i of the path 0 → µ_1 e_1 → …: only µ_i moves, the later µ_j are still 0
             integrand = grad[pos].xreplace({mu[j]: 0 for j in blk.g_indices[pos + 1:]}).xreplace({mu[i]: s})
-            ref = {**p.defaults, **{m: 0 for m in mu}, s: 0}
+            ref = {**p.defaults, **dict.fromkeys(mu, 0), s: 0}
             F = antiderivative(integrand, s, budget, ref)
             if F is None:
                 raise FlowUnavailable(f"no closed-form antiderivative of ∂Q/∂µ{i + 1} = {integrand} (sympy did not finish or returned an integral)")
@@ -165,7 +165,7 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
                 F0 = sp.limit(F, s, 0)
             Q += F.xreplace({s: mu[i]}) - F0
         if Q.has(sp.I):
-            real = realify(Q, {**p.defaults, **{m: 0 for m in mu}})
+            real = realify(Q, {**p.defaults, **dict.fromkeys(mu, 0)})
             if real is None:
                 raise FlowUnavailable(f"Q = {sp.sstr(Q)[:200]} is not real on U (sympy's antiderivative took a complex branch)")
             Q = real

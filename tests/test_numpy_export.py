@@ -1,0 +1,239 @@
+"""The generated numpy modules: stable rewrites (each against mpmath), accuracy against mpmath over
+dom R from 1e-100 to 1e100, no floating-point warnings, lint-clean standalone source."""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mpmath as mp
+import numpy as np
+import pytest
+import sympy as sp
+from conftest import derived
+
+from mirrorsym._numpy_export import NUMPY, Printer, Rewriter, numpy_module, plan, stable
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("bench_numpy", ROOT / "benchmarks" / "bench_numpy.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+CLOSED = ["hyperbolic-entropy", "azulay-shape", "egu", "deep-one-sided-3", "quadratic-separable"]
+IMPLICIT = ["woodworth-depth-3", "woodworth-depth-4"]
+COMMUTING = CLOSED + IMPLICIT + ["quadratic-generic"]
+
+w, x = sp.symbols("w x", real=True)
+t = sp.Symbol("t", positive=True)
+a = sp.Symbol("a", positive=True)
+
+
+def module(name):
+    return bench.load_module(derived(name))
+
+
+# --- rewrites --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expr, variables, expect", [
+    # conjugate + hypot + bounded ratio: no cancellation at small w, no overflow at large w
+    (a - sp.sqrt(a**2 + w**2), {w: (-sp.oo, sp.oo)}, lambda e: e.has(sp.UnevaluatedExpr) and not e.has(sp.sqrt)),
+    # x - sqrt(x^2 + a) cancels for large x > 0
+    (x - sp.sqrt(x**2 + a), {x: (0, sp.oo)}, lambda e: not e.is_Add),
+    # exponential pairs
+    (a * sp.exp(x) - a * sp.exp(-x), {x: (-sp.oo, sp.oo)}, lambda e: e.has(sp.sinh)),
+    (a * (sp.exp(x) - 1) + a * (sp.exp(-x) - 1), {x: (-sp.oo, sp.oo)}, lambda e: e.has(sp.sinh) and not e.has(sp.exp)),
+    (3 * sp.exp(2 * x) + 5 * sp.exp(-x) - 8, {x: (-sp.oo, sp.oo)}, lambda e: e.has(sp.codegen.cfunctions.expm1)),
+    # factoring cancels constants: (k - 3x)^-3 - (k + 3x)^-3 ~ x near 0
+    ((1 / a - 3 * x) ** -3 - (1 / a + 3 * x) ** -3, {x: (-1 / (3 * a), 1 / (3 * a))}, lambda e: e.is_Mul),
+    # polynomial in a root: 2t - 3 t^(2/3) + 1 = (t^(1/3) - 1)^2 (2 t^(1/3) + 1)
+    (2 * t - 3 * t ** sp.Rational(2, 3) + 1, {t: (0, sp.oo)}, lambda e: e.is_Mul),
+])
+def test_rewrites_are_exact_and_take(expr, variables, expect):
+    rw = Rewriter(variables, {a: sp.Rational(7, 10)})
+    new = rw(expr)
+    assert not rw.rejected
+    assert expect(new), new
+    assert rw.equal(expr, new)  # at 50 digits, for the defaults and for parameters scaled by 8/7
+
+
+def test_a_wrong_rewrite_is_caught():
+    rw = Rewriter({w: (-sp.oo, sp.oo)}, {a: sp.Rational(1, 2)})
+    assert not rw.equal(sp.sqrt(a**2 + w**2), a + sp.Abs(w))
+    assert rw.equal(sp.sqrt(a**2 + w**2), sp.codegen.cfunctions.hypot(a, w))
+
+
+def test_stable_forms_are_accurate_in_float():
+    """Each rewritten formula, printed, against mpmath where the naive one loses everything."""
+    cases = [(1 - sp.sqrt(1 + w**2), {w: (-sp.oo, sp.oo)}, [1e-150, 1e-8, 1.0, 1e150, 1e300]),
+             (t * sp.log(t) - t + 1, {t: (0, sp.oo)}, [1 - 1e-4, 1 + 1e-7, 1e-300, 7.0, 1e300])]
+    for expr, variables, pts in cases:
+        (v,) = variables
+        new = stable(expr, variables, {})
+        code = Printer(NUMPY, [v]).doprint(new)
+        f = eval(f"lambda {v.name}: {code}", {"np": np})
+        with np.errstate(all="raise", under="ignore"):
+            got = f(np.array(pts))
+        for p, g in zip(pts, got):
+            with mp.workdps(700):
+                ref = sp.lambdify(v, expr, "mpmath")(mp.mpf(p))
+                assert abs(g - ref) <= 4e-16 * abs(ref) * max(1, abs(float(p * sp.lambdify(v, sp.diff(expr, v), "mpmath")(mp.mpf(p)) / ref))), (expr, p)
+
+
+def test_printer_groups_and_folds():
+    pr = Printer(NUMPY, [t, w])
+    assert pr.doprint(t * sp.log(t) - t + 1) == "t*np.log(t) + (1 - t)"  # exact 1 - t first
+    assert pr.doprint(4 * w / a**2) == "(4/a**2)*w"  # one scalar, then one array operation
+    assert pr.doprint(t ** sp.Rational(2, 3)) == "np.cbrt(t)**2"
+    assert pr.doprint(sp.log(29) - sp.log(31)) == repr(float(sp.N(sp.log(29) - sp.log(31), 30)))
+
+
+@pytest.mark.parametrize("name", COMMUTING)
+def test_every_rewrite_passes_its_check(name):
+    assert plan(derived(name)).rejected == ()
+
+
+def test_shipped_formulas_take_their_stable_forms():
+    src = numpy_module(derived("hyperbolic-entropy"))
+    assert "np.hypot" in src and "np.sqrt" not in src.split("def grad_Q")[1]
+    assert "np.sinh(4*mu1)" in src  # ∇Q = 2α² sinh 4µ: relative accuracy as µ → 0
+    egu = numpy_module(derived("egu"))
+    assert "_t1*np.log(_t1) + (1 - _t1)" in egu  # R = (c²/4)(t log t + (1 − t)), t = 4w/c²
+    assert "np.cbrt" in numpy_module(derived("deep-one-sided-3"))
+
+
+# --- accuracy --------------------------------------------------------------------------------------
+
+def _check(name, n, near, lo=-100, hi=100):
+    d = derived(name)
+    errs = bench.errors(d, module(name), bench.sample_points(d, n, lo, hi, near_w0=near, seed=3))
+    for e in errs:
+        assert e["R"] <= bench.tolerance(e["kR"]), (name, "R", e)
+        assert e["grad"] <= bench.tolerance(e["kG"]), (name, "grad", e)
+    return errs
+
+
+@pytest.mark.parametrize("name", CLOSED)
+def test_closed_forms_are_accurate_over_dom_R(name):
+    errs = _check(name, 40, 12)
+    assert max(e["hess"] for e in errs) <= 1e-13
+    well = [e for e in errs if e["kR"] < 50]  # away from w0 the plain target holds
+    assert max(e["R"] for e in well) <= 1e-13 and max(e["grad"] for e in well) <= 1e-13
+
+
+@pytest.mark.parametrize("name", IMPLICIT)
+def test_implicit_pieces_are_accurate_down_to_1e_minus_100(name):
+    """R and ∇R everywhere sampled; ∇²R where float ν resolves the distance to the pole of ∇Q."""
+    errs = _check(name, 24, 6, -100, 25)
+    assert max(e["hess"] for e in errs if max(abs(e["w"])) < 1e12) <= 1e-13
+
+
+def test_joint_block_is_accurate_inside_the_cone():
+    d = derived("quadratic-generic")
+    mod = module("quadratic-generic")
+    rng = np.random.default_rng(5)
+    mus = rng.normal(size=(12, 2)) * 0.4
+    ref = bench.Reference(d)
+    pts = mod.grad_Q(mus)
+    R, G, H = mod.evaluate(pts)
+    for k, p in enumerate(pts):
+        Rr, gr, Hr, kR, _ = ref(p)
+        assert abs(R[k] - float(Rr)) <= bench.tolerance(float(kR)) * abs(float(Rr))
+        assert np.max(np.abs(G[k] - np.array(gr, dtype=float))) <= 1e-12 * max(1, np.max(np.abs(np.array(gr, dtype=float))))
+        assert np.allclose(H[k], np.array(Hr.tolist(), dtype=float), rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("name", ["hyperbolic-entropy", "azulay-shape", "egu", "deep-one-sided-3", "woodworth-depth-3"])
+def test_no_floating_point_warnings_where_results_are_representable(name):
+    d = derived(name)
+    mod = module(name)
+    pts = bench.sample_points(d, 300, -300, 300, seed=9)
+    with np.errstate(over="ignore"):
+        if name.startswith("woodworth"):
+            pts = pts[np.abs(pts[:, 0]) < 1e45]
+    reference_ok = []
+    for p in pts:
+        with mp.workdps(30):
+            R, g, H = d.numeric().evaluate([mp.mpf(float(v)) for v in p])
+        reference_ok.append(all(abs(v) < 1e300 and (v == 0 or abs(v) > 1e-300) for v in [R, *g, H[0, 0]]))
+    pts = pts[np.array(reference_ok)]
+    with np.errstate(all="raise", under="ignore"):  # underflow to 0 of a result below 1e-308 is right
+        R, G, H = mod.evaluate(pts)
+        for fn in (mod.R, mod.grad_R, mod.hess_R):
+            fn(pts)
+    assert np.all(np.isfinite(R)) and np.all(np.isfinite(G)) and np.all(np.isfinite(H))
+
+
+# --- the module ------------------------------------------------------------------------------------
+
+def test_functions_agree_batch_shapes_and_parameters():
+    mod = module("azulay-shape")
+    w = np.linspace(-3, 5, 24).reshape(2, 3, 4, 1)
+    R, G, H = mod.evaluate(w)
+    assert R.shape == (2, 3, 4) and G.shape == (2, 3, 4, 1) and H.shape == (2, 3, 4, 1, 1)
+    assert np.array_equal(R, mod.R(w)) and np.array_equal(G, mod.grad_R(w)) and np.array_equal(H, mod.hess_R(w))
+    assert np.allclose(mod.grad_Q(mod.grad_R(w)), w, rtol=1e-14)
+    assert mod.R([1.0], a=1.0, b=2.0) != mod.R([1.0])
+    with pytest.raises(ValueError, match="last axis"):
+        mod.R(np.ones((3, 2)))
+
+
+def test_domain_and_dual_domain_are_enforced():
+    mod = module("egu")
+    with pytest.raises(ValueError, match="outside dom R"):
+        mod.R([[-1.0]])
+    deep = module("deep-one-sided-3")
+    with pytest.raises(ValueError, match="outside U"):
+        deep.mirror_descent_step([0.4], [-1.0], 1.0)  # µ would pass the blow-up at 1/(3α)
+
+
+def test_mirror_descent_step_matches_gradient_flow_limit():
+    """Mirror descent in dual coordinates on L = ½(w − 3)²: µ ← µ − lr (w − 3), w = ∇Q(µ); its
+    fixed point is the minimiser, and the iterates agree with ∇R(w_k) = µ_k."""
+    mod = module("hyperbolic-entropy")
+    mu, w = np.zeros(1), mod.grad_Q(np.zeros(1))
+    for _ in range(400):
+        mu, w = mod.mirror_descent_step(mu, w - 3.0, 0.05)
+    assert abs(w[0] - 3.0) < 1e-9 and np.allclose(mod.grad_R(w), mu, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", COMMUTING)
+def test_generated_source_is_lint_clean_and_headed(name, tmp_path):
+    src = numpy_module(derived(name))
+    assert src.startswith(f'"""Mirror potential of the mirrorsym recipe {name!r}, generated by mirrorsym ')
+    assert "def mirror_descent_step(mu, grad_L_at_w, lr" in src
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("ruff is not installed (it is in the test extra)")
+        pytest.skip("ruff not installed")
+    path = tmp_path / f"{name.replace('-', '_')}.py"
+    path.write_text(src)
+    for args in (["--isolated"], ["--config", str(ROOT / "pyproject.toml")]):
+        p = subprocess.run([ruff, "check", "--no-cache", *args, str(path)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_generated_modules_import_with_only_numpy(tmp_path):
+    """In a fresh interpreter that refuses to import sympy, mpmath, scipy or mirrorsym."""
+    for name in ("hyperbolic-entropy", "woodworth-depth-3", "quadratic-generic"):
+        (tmp_path / f"{name.replace('-', '_')}.py").write_text(numpy_module(derived(name)))
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'sympy', 'mpmath', 'scipy', 'mirrorsym'}:\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import hyperbolic_entropy as h, woodworth_depth_3 as d3, quadratic_generic as q\n"
+        "print(float(h.R([[0.3]])[0]), float(d3.grad_R([[0.1]])[0, 0]), q.grad_R([[0.5, 0.4]]).shape)\n")
+    p = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "(1, 2)" in p.stdout
+
+
+def test_non_commuting_has_no_module():
+    with pytest.raises(ValueError, match="no mirror potential"):
+        numpy_module(derived("single-neuron"))
