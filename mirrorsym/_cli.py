@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ._batch import add_batch_arguments, run_batch_cli
 from ._errors import MirrorsymError, RecipeError
+from ._realize import add_realize_arguments, run_realize
 from ._version import __version__
 
 __all__ = ["main"]
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--latex", metavar="PATH", help="write the derivation as a LaTeX fragment")
     d.add_argument("--latex-standalone", metavar="PATH", help="write a complete LaTeX document")
     d.add_argument("--numpy", metavar="PATH", help="write a standalone numpy module (grad_R, R, hess_R, Q, grad_Q)")
+    d.add_argument("--jax", metavar="PATH", help="write the same functions as a JAX module (differentiable)")
+    d.add_argument("--torch", metavar="PATH", help="write the same functions as a PyTorch module (differentiable)")
     d.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
                    help="override a parameter's default value (repeatable)")
     d.add_argument("--budget", metavar="S", type=float, default=60.0, help="overall time budget in seconds (default 60)")
@@ -101,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--budget", metavar="S", type=float, default=60.0, help="time budget of the derivation")
     v.add_argument("--json", metavar="PATH", help="write the derivation with these checks as JSON")
     v.add_argument("--plot", metavar="PATH", help="draw w(t) for GF and MF and the regression limit (needs matplotlib)")
+    pl = sub.add_parser("plot", help="draw R and ∇R over dom R (and level sets for d = 2); needs matplotlib")
+    pl.add_argument("recipe", help="a recipe TOML file, or the name of a shipped recipe")
+    pl.add_argument("--out", metavar="PATH", required=True, help="image file to write (png, pdf, svg)")
+    pl.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+                    help="override a parameter's default value (repeatable)")
+    add_realize_arguments(sub.add_parser("realize", help="from a mirror potential R to a parametrization "
+                                         "G that realises it (POTENTIAL.toml)"))
     b = sub.add_parser("batch", help="derive many recipes in parallel, one process each, with a summary table")
     add_batch_arguments(b)
     sub.add_parser("list", help="list the shipped recipes")
@@ -171,6 +181,15 @@ def _derive(args) -> int:
         from ._numpy_export import numpy_module
 
         outputs[args.numpy] = numpy_module(d)
+    if (args.jax or args.torch) and d.commuting:
+        from ._array_export import jax_module, torch_module
+
+        for path, make in ((args.jax, jax_module), (args.torch, torch_module)):
+            if path:
+                try:
+                    outputs[path] = make(d)
+                except NotImplementedError as exc:
+                    raise MirrorsymError(f"{path}: {exc}") from None
     for path, text in outputs.items():
         write_atomically(path, text)
     print("\n".join(_summary(d, args.dim)))
@@ -211,6 +230,23 @@ def _verify(args) -> int:
     return 0 if v.passed else 4
 
 
+def _plot(args) -> int:
+    from ._derivation import derive
+    from ._plot import plot
+    from ._recipe import find_recipe, load_recipe
+
+    p = load_recipe(find_recipe(args.recipe))
+    if args.param:
+        p = p.with_values(dict(args.param))
+    d = derive(p)
+    if not d.commuting:
+        print("\n".join(_summary(d)))
+        return 3
+    plot(d, args.out)
+    print(f"{p.name}: R and ∇R over dom R drawn to {args.out}")
+    return 0
+
+
 def _list() -> int:
     from ._recipe import load_recipe, shipped_recipes
 
@@ -232,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.command == "batch":
             return run_batch_cli(args)
+        if args.command == "realize":
+            return run_realize(args)
+        if args.command == "plot":
+            return _plot(args)
         return _list()
     except MirrorsymError as exc:
         print(f"mirrorsym: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -143,6 +143,11 @@ class Derivation:
         p = self.parametrization.with_values(values) if values else self.parametrization
         return NumericPotential(self.legendre, p)
 
+    def _repr_html_(self) -> str:
+        from ._latex import html_summary
+
+        return html_summary(self)
+
     def _repr_latex_(self) -> str:
         from ._latex import latex_fragment
 
