@@ -180,7 +180,7 @@ def _derive(args) -> int:
     if args.numpy and d.commuting:
         from ._numpy_export import numpy_module
 
-        outputs[args.numpy] = numpy_module(d)
+        outputs[args.numpy] = numpy_module(d, dim=args.dim)
     if (args.jax or args.torch) and d.commuting:
         from ._array_export import jax_module, torch_module
 

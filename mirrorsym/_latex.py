@@ -270,6 +270,15 @@ def _body(d: Derivation) -> list[str]:
         if d.diagnosis is not None:
             out += ["", _embedded(d.diagnosis.latex(), p.title or p.name)]
         return out
+    if p.dimension is not None:
+        n = sp.Symbol(p.dimension)
+        out.append(r"\paragraph{For every dimension.} The model is $w_i = G(x_i)$ for $i = 1, \dots, " + latex(n) +
+                   r"$, independent identical blocks, so every stage factorises (below: one coordinate, "
+                   r"$w = w_i$) and")
+        if d.R is not None:
+            out += _align(_rows("R(w)", d.summed(d.R)))
+        else:
+            out.append(r"$R(w) = \sum_{i=1}^{" + latex(n) + r"} r(w_i)$ with $r$ the implicit potential of one coordinate.")
     how = sorted({b.decided_by for b in d.brackets.pairs}) or ["d = 1: nothing to check"]
     out.append(r"\paragraph{Commuting.} All Lie brackets $[\nabla G_i, \nabla G_j] = \nabla^2 G_j \nabla G_i - "
                r"\nabla^2 G_i \nabla G_j$ vanish (" + _text(", ".join(how)) + r"), and $J$ has rank "

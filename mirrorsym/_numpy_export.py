@@ -47,6 +47,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import mpmath as mp
+import re
+
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, hypot, log1p
 
@@ -988,6 +990,90 @@ def _wrap(text: str, width: int) -> list[str]:
     return out + [line.rstrip()]
 
 
-def numpy_module(d: Derivation) -> str:
-    """Source of the standalone numpy module of a commuting derivation (see the module docstring)."""
+def numpy_module(d: Derivation, dim: int | None = None) -> str:
+    """Source of the standalone numpy module of a commuting derivation (see the module docstring).
+
+    For a coordinate template (``dimension = "n"``) the module works elementwise on any number of
+    coordinates, or checks for exactly ``dim`` of them when given (``--dim N``)."""
+    if d.parametrization.dimension is not None:
+        return _family_module(ModuleWriter(plan(d)), dim)
     return ModuleWriter(plan(d)).source()
+
+
+_PUBLIC = ("grad_Q", "Q", "grad_R", "R", "hess_R", "evaluate", "mirror_descent_step")
+
+_FAMILY = '''
+
+def _coordinates(a, name):
+    """(..., n) -> (..., n, 1): every coordinate is its own block, w_i = G(x_i)."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0 or (DIM is not None and a.shape[-1] != DIM):
+        raise ValueError(f"{name} must have last axis of length {DIM or 'n >= 1'}, got shape {a.shape}")
+    return a[..., None]
+
+
+def _diagonal(h):
+    out = np.zeros(h.shape + h.shape[-1:])
+    i = np.arange(h.shape[-1])
+    out[..., i, i] = h
+    return out
+
+
+def grad_Q(mu{sig}):
+    """∇Q(µ), coordinate by coordinate: ∇Q(µ)_i = q'(µ_i)."""
+    return _coordinate_grad_Q(_coordinates(mu, "mu"){kw})[..., 0]
+
+
+def Q(mu{sig}):
+    """Q(µ) = Σ_i q(µ_i)."""
+    return np.sum(_coordinate_Q(_coordinates(mu, "mu"){kw}), axis=-1)
+
+
+def grad_R(w{sig}):
+    """∇R(w)_i = r'(w_i), the mirror map coordinate by coordinate."""
+    return _coordinate_grad_R(_coordinates(w, "w"){kw})[..., 0]
+
+
+def R(w{sig}):
+    """R(w) = Σ_i r(w_i)."""
+    return np.sum(_coordinate_R(_coordinates(w, "w"){kw}), axis=-1)
+
+
+def hess_R_diagonal(w{sig}):
+    """The diagonal r''(w_i) of ∇²R(w) (which is diagonal): use it for large n."""
+    return _coordinate_hess_R(_coordinates(w, "w"){kw})[..., 0, 0]
+
+
+def hess_R(w{sig}):
+    """∇²R(w) = diag(r''(w_i)); shape (..., n, n)."""
+    return _diagonal(hess_R_diagonal(w{kw}))
+
+
+def evaluate(w{sig}):
+    """(R(w), ∇R(w), ∇²R(w)) in one pass."""
+    r, g, h = _coordinate_evaluate(_coordinates(w, "w"){kw})
+    return np.sum(r, axis=-1), g[..., 0], _diagonal(h[..., 0, 0])
+
+
+def mirror_descent_step(mu, grad_L_at_w, lr{sig}):
+    """One mirror-descent step in dual coordinates, coordinate by coordinate: returns (µ⁺, ∇Q(µ⁺))."""
+    mu, w = _coordinate_mirror_descent_step(_coordinates(mu, "mu"), _coordinates(grad_L_at_w, "grad_L_at_w"), lr{kw})
+    return mu[..., 0], w[..., 0]
+'''
+
+
+def _family_module(writer: ModuleWriter, dim: int | None) -> str:
+    """The module of one coordinate's block, its public functions renamed ``_coordinate_*``, with
+    elementwise wrappers for w ∈ R^n: R(w) = Σ_i r(w_i), ∇R and ∇Q coordinate by coordinate,
+    ∇²R diagonal (MATH.md §6: independent identical blocks)."""
+    src = writer.source()
+    for name in _PUBLIC:
+        src = re.sub(rf"^def {name}\(", f"def _coordinate_{name}(", src, flags=re.M)
+    src = src.replace("    return mu, grad_Q(mu", "    return mu, _coordinate_grad_Q(mu")
+    # the block's own functions check their last axis against the block size, not the dimension
+    src = src.replace("a.shape[-1] != DIM:", "a.shape[-1] != BLOCK:").replace("of length {DIM}", "of length {BLOCK}")
+    n = writer.p.dimension
+    src = src.replace("\nDIM = 1\n", f"\nDIM = {dim!r}  # the number of coordinates (None: any n, the symbol {n!r})\n"
+                      "BLOCK = 1  # components per coordinate\n", 1)
+    wrappers = _FAMILY.replace("{sig}", writer._sig).replace("{kw}", writer._kw)
+    return src.rstrip("\n") + "\n" + wrappers

@@ -78,3 +78,39 @@ def test_template_errors_name_the_key(text, fragment):
 def test_dim_needs_a_template(capsys):
     assert main(["derive", "egu", "--dim", "3"]) == 2
     assert "no dimension template" in capsys.readouterr().err
+
+
+def _module(source, tmp_path, name):
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", ["hyperbolic-entropy-n", "woodworth-depth-3-n"])
+def test_template_numpy_module_works_for_any_length(name, tmp_path):
+    import numpy as np
+
+    d = mirrorsym.derive(mirrorsym.load_recipe(mirrorsym.find_recipe(name)))
+    block = _module(mirrorsym.numpy_module(mirrorsym.derive(mirrorsym.load_recipe(mirrorsym.find_recipe(name[:-2])))),
+                    tmp_path, "block")
+    mod = _module(mirrorsym.numpy_module(d), tmp_path, "family")
+    assert mod.DIM is None
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 1000):
+        w = rng.normal(size=(3, n))
+        g = mod.grad_R(w)
+        assert g.shape == (3, n)
+        np.testing.assert_allclose(g, block.grad_R(w[..., None])[..., 0], rtol=0, atol=0)   # elementwise
+        np.testing.assert_allclose(mod.R(w), block.R(w[..., None]).sum(axis=-1), rtol=1e-15)
+        np.testing.assert_allclose(mod.hess_R_diagonal(w), block.hess_R(w[..., None])[..., 0, 0], rtol=0, atol=0)
+        np.testing.assert_allclose(mod.grad_Q(g), w, rtol=1e-12, atol=1e-14)
+    H = mod.hess_R(w[:1, :4])
+    assert H.shape == (1, 4, 4) and np.count_nonzero(H - np.diag(np.diag(H[0]))) == 0
+    fixed = _module(mirrorsym.numpy_module(d, dim=5), tmp_path, "fixed")
+    with pytest.raises(ValueError, match="length 5"):
+        fixed.grad_R(np.zeros(4))
