@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import mpmath as mp
-import re
-
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, hypot, log1p
 
