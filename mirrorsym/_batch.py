@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import MirrorsymError, RecipeError
-from ._recipe import MAX_BYTES, find_recipe
+from ._io import MAX_BYTES, write_atomically
+from ._recipe import find_recipe
 from ._version import __version__
 
 __all__ = ["BatchResult", "ExecutorUnavailable", "RecipeOutcome", "add_batch_arguments", "run_batch",
@@ -323,13 +324,6 @@ def _run_dask(tasks: Sequence[_Task], scheduler) -> Iterator[tuple[_Task, _Run |
             client.close()
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # imported here: the CLI imports this module, so a module-level import would be circular
-    from ._cli import write_atomically
-
-    write_atomically(str(path), text)
-
-
 def _store(out_dir: Path, task: _Task, run: _Run | Exception) -> RecipeOutcome:
     """Write a task's outputs into ``out_dir``, remove the ones of an earlier run it did not write, and
     return its outcome."""
@@ -340,7 +334,7 @@ def _store(out_dir: Path, task: _Task, run: _Run | Exception) -> RecipeOutcome:
     for suffix in (*_OUTPUTS.values(), ".log"):
         path = out_dir / f"{task.name}{suffix}"
         if suffix in run.files:
-            _write_atomically(path, run.files[suffix])
+            write_atomically(path, run.files[suffix])
             written.append(path)
         else:
             path.unlink(missing_ok=True)
@@ -425,7 +419,7 @@ def run_batch(recipes: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
                 on_done(outcomes[task.name])
     result = BatchResult(tuple(outcomes[t.name] for t in tasks), out_dir, out_dir / SUMMARY, float(budget),
                          float(grace), executor, extra_args, time.monotonic() - start)
-    _write_atomically(result.summary, json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_atomically(result.summary, json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return result
 
 

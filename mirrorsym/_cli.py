@@ -7,44 +7,16 @@ the API, writes outputs atomically and maps outcomes to exit statuses:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 
 from ._batch import add_batch_arguments, run_batch_cli
 from ._errors import MirrorsymError, RecipeError
+from ._io import param_argument, write_atomically
 from ._realize import add_realize_arguments, run_realize
 from ._version import __version__
 
 __all__ = ["main"]
-
-EXIT = {"verified": 0, "bad_input": 2, "not_commuting": 3, "check_failed": 4, "budget": 5}
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write via a temporary file in the same directory and rename: no partial file is ever left."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".mirrorsym-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _param(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--param expects NAME=VALUE, got {text!r}")
-    try:
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--param {name}: {value!r} is not a number") from None
-
 
 _CHECK_NAMES = ("hessian", "trajectory", "bias")
 
@@ -81,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--numpy", metavar="PATH", help="write a standalone numpy module (grad_R, R, hess_R, Q, grad_Q)")
     d.add_argument("--jax", metavar="PATH", help="write the same functions as a JAX module (differentiable)")
     d.add_argument("--torch", metavar="PATH", help="write the same functions as a PyTorch module (differentiable)")
-    d.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+    d.add_argument("--param", metavar="NAME=VALUE", action="append", type=param_argument, default=[],
                    help="override a parameter's default value (repeatable)")
     d.add_argument("--budget", metavar="S", type=float, default=60.0, help="overall time budget in seconds (default 60)")
     d.add_argument("--no-verify", action="store_true", help="skip the mpmath verification (exit 0 means derived, unproven)")
@@ -99,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated: hessian (the point checks), trajectory, bias (default: all)")
     v.add_argument("--dps", type=int, default=30, help="digits (default 30; 15 is a fast mode)")
     v.add_argument("--seed", type=int, default=0, help="seed of the random points and losses (default 0)")
-    v.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+    v.add_argument("--param", metavar="NAME=VALUE", action="append", type=param_argument, default=[],
                    help="override a parameter's default value (repeatable)")
     v.add_argument("--budget", metavar="S", type=float, default=60.0, help="time budget of the derivation")
     v.add_argument("--json", metavar="PATH", help="write the derivation with these checks as JSON")
@@ -107,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw R and ∇R over dom R (and level sets for d = 2); needs matplotlib")
     pl.add_argument("recipe", help="a recipe TOML file, or the name of a shipped recipe")
     pl.add_argument("--out", metavar="PATH", required=True, help="image file to write (png, pdf, svg)")
-    pl.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+    pl.add_argument("--param", metavar="NAME=VALUE", action="append", type=param_argument, default=[],
                     help="override a parameter's default value (repeatable)")
     add_realize_arguments(sub.add_parser("realize", help="from a mirror potential R to a parametrization "
                                          "G that realises it (POTENTIAL.toml)"))

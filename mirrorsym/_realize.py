@@ -68,19 +68,12 @@ import difflib
 import enum
 import itertools
 import json
-import os
 import random
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 import mpmath as mp
 import sympy as sp
@@ -89,9 +82,13 @@ from sympy.printing.numpy import NumPyPrinter
 from ._budget import Budget, attempt
 from ._errors import BudgetExceeded, DomainError, RecipeError, VerificationFailed
 from ._inverse import peel_inverse
+from ._io import param_argument, read_text, toml_table, write_atomically
 from ._numeric import mp_function, to_mpf
 from ._parametrization import _check_name, _check_value, _symbol, exact_number
 from ._parse import FUNCTIONS, parse_expression
+from ._recipe import check_keys
+from ._recipe import show_value as _show
+from ._verify import Check
 from ._version import __version__
 
 __all__ = [
@@ -103,7 +100,6 @@ KEYS = ("name", "title", "description", "reference", "variables", "potential", "
         "constraints", "w0", "assumptions", "parameters")
 REQUIRED = ("name", "variables", "w0")
 DOMAINS = {"positive": (sp.S.Zero, sp.oo), "negative": (-sp.oo, sp.S.Zero), "real": (-sp.oo, sp.oo)}
-MAX_BYTES = 1_000_000
 POTENTIALS_DIR = Path(__file__).resolve().parent.parent / "potentials"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 #: the sympy function classes of the recipe grammar (sqrt and cbrt build powers, not functions)
@@ -163,33 +159,13 @@ class PotentialSpec:
 
 def load_potential(path: str | Path) -> PotentialSpec:
     """The potential of the POTENTIAL.toml file ``path`` (format: module docstring)."""
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read the potential ({exc.strerror or exc})") from None
-    if len(raw) > MAX_BYTES:
-        raise RecipeError(f"{path}: potential file larger than {MAX_BYTES // 1_000_000} MB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    spec = potential_from_text(text, source=str(path))
+    spec = potential_from_text(read_text(path, "potential"), source=str(path))
     return dataclasses.replace(spec, source={**spec.source, "file": str(path)})
 
 
 def potential_from_text(text: str, source: str = "<potential>") -> PotentialSpec:
     """The potential of the TOML ``text``; ``source`` names it in error messages."""
-    if not isinstance(text, str):
-        raise RecipeError(f"{source}: expected the potential as text, got {type(text).__name__}")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise RecipeError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
-    return potential_from_dict(data, source)
+    return potential_from_dict(toml_table(text, source, "potential"), source)
 
 
 def potential_from_dict(data: Mapping, source: str = "<potential>") -> PotentialSpec:
@@ -198,16 +174,7 @@ def potential_from_dict(data: Mapping, source: str = "<potential>") -> Potential
     def fail(message: str) -> RecipeError:
         return RecipeError(f"{source}: {message}")
 
-    if not isinstance(data, Mapping):
-        raise fail(f"expected a table of potential keys, got {type(data).__name__}")
-    unknown = [k for k in data if k not in KEYS]
-    if unknown:
-        hints = [f"{_show(k)} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(str(k), KEYS, 1))
-                 else _show(k) for k in unknown]
-        raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} (allowed: {', '.join(KEYS)})")
-    missing = [k for k in REQUIRED if k not in data]
-    if missing:
-        raise fail(f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    check_keys(data, KEYS, REQUIRED, fail, "potential")
     if ("potential" in data) == ("hessian" in data):
         raise fail("give exactly one of 'potential' (R(w)) and 'hessian' (∇²R(w))")
     name = data["name"]
@@ -227,11 +194,6 @@ def potential_from_dict(data: Mapping, source: str = "<potential>") -> Potential
     except RecipeError as exc:
         raise fail(str(exc)) from None
     return spec
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _table(data: Mapping, key: str) -> dict:
@@ -520,21 +482,6 @@ class Piece:
     @property
     def closed_form(self) -> bool:
         return self.q is not None
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One numerical check of the realisation, in mpmath: relative error against tolerance."""
-
-    name: str
-    statement: str
-    max_error: float
-    tolerance: float
-    points: int
-
-    @property
-    def passed(self) -> bool:
-        return self.points > 0 and self.max_error <= self.tolerance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1433,16 +1380,6 @@ def find_potential(name_or_path: str | Path) -> Path:
                       f"(shipped: {', '.join(shipped) or 'none'})")
 
 
-def _param(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--param expects NAME=VALUE, got {text!r}")
-    try:
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--param {name}: {value!r} is not a number") from None
-
-
 def add_realize_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``mirrorsym realize POTENTIAL``."""
     parser.add_argument("potential", help="a POTENTIAL.toml file, or the name of a shipped potential (potentials/)")
@@ -1452,7 +1389,7 @@ def add_realize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--numpy", metavar="PATH",
                         help="write a standalone numpy module: G(u), jacobian(u), u_of_w(w), init() "
                              "(implicit pieces solved numerically)")
-    parser.add_argument("--param", metavar="NAME=VALUE", action="append", type=_param, default=[],
+    parser.add_argument("--param", metavar="NAME=VALUE", action="append", type=param_argument, default=[],
                         help="override a parameter's value (repeatable)")
     parser.add_argument("--budget", metavar="S", type=float, default=60.0, help="overall time budget in seconds (default 60)")
     parser.add_argument("--dps", type=int, default=30, help="digits of the mpmath checks (default 30)")
@@ -1486,25 +1423,12 @@ def run_realize(args: argparse.Namespace) -> int:
         else:
             skipped.append(f"  (no numpy module written to {args.numpy}: {r.status.value})")
     for path, text in outputs.items():
-        _write_atomically(path, text)
+        write_atomically(path, text)
     lines = r.summary() + skipped
     if args.recipe and r.recipe_text is not None:
         lines.append(f"  next: mirrorsym derive {args.recipe}")
     print("\n".join(lines))
     return r.exit_status
-
-
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".mirrorsym-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _summary(r: Realization) -> list[str]:

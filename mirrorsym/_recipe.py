@@ -40,20 +40,15 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from ._errors import RecipeError
+from ._io import read_text, toml_table
 from ._parametrization import Parametrization
 
-__all__ = ["find_recipe", "load_recipe", "recipe_from_dict", "recipe_from_text", "shipped_recipes"]
+__all__ = ["check_keys", "find_recipe", "load_recipe", "recipe_from_dict", "recipe_from_text", "shipped_recipes", "show_value"]
 
 KEYS = ("name", "title", "description", "reference", "dimension", "variables", "parametrization", "init",
         "assumptions", "parameters")
 REQUIRED = ("name", "variables", "parametrization", "init")
-MAX_BYTES = 1_000_000
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 # no path separators and no leading dot: a recipe name is safe to use in a file name
 _RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -61,35 +56,13 @@ _RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 def load_recipe(path: str | Path) -> Parametrization:
     """The parametrization of the recipe file ``path``; its ``source`` is the recipe plus ``"file"``."""
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file is
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
-    if len(raw) > MAX_BYTES:
-        raise RecipeError(f"{path}: recipe file larger than {MAX_BYTES // 1_000_000} MB")
-    try:
-        text = raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    p = recipe_from_text(text, source=str(path))
+    p = recipe_from_text(read_text(path, "recipe"), source=str(path))
     return dataclasses.replace(p, source={**p.source, "file": str(path)})
 
 
 def recipe_from_text(text: str, source: str = "<recipe>") -> Parametrization:
     """The parametrization of the TOML recipe ``text``; ``source`` names it in error messages."""
-    if not isinstance(text, str):
-        raise RecipeError(f"{source}: expected the recipe as text, got {type(text).__name__}")
-    if len(text) > MAX_BYTES:
-        raise RecipeError(f"{source}: recipe larger than {MAX_BYTES // 1_000_000} MB")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
-        raise RecipeError(f"{source}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise RecipeError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
-    return recipe_from_dict(data, source)
+    return recipe_from_dict(toml_table(text, source, "recipe"), source)
 
 
 def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization:
@@ -103,54 +76,45 @@ def recipe_from_dict(data: Mapping, source: str = "<recipe>") -> Parametrization
     def fail(message: str) -> RecipeError:
         return RecipeError(f"{source}: {message}")
 
-    if not isinstance(data, Mapping):
-        raise fail(f"expected a table of recipe keys, got {type(data).__name__}")
-    unknown = [k for k in data if k not in KEYS]
-    if unknown:
-        hints = [f"{_show(k)} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(str(k), KEYS, 1))
-                 else _show(k) for k in unknown]
-        raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} (allowed: {', '.join(KEYS)})")
-    missing = [k for k in REQUIRED if k not in data]
-    if missing:
-        raise fail(f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    check_keys(data, KEYS, REQUIRED, fail, "recipe")
 
     name = data["name"]
     if not isinstance(name, str) or not _RECIPE_NAME.fullmatch(name):
-        raise fail(f"name: {_show(name)} is not a valid recipe name (letters, digits, '_', '.' and '-', "
+        raise fail(f"name: {show_value(name)} is not a valid recipe name (letters, digits, '_', '.' and '-', "
                    "starting with a letter or digit)")
     for key in ("title", "description", "reference"):
         if not isinstance(data.get(key, ""), str):
-            raise fail(f"{key}: expected a string, got {_show(data[key])}")
+            raise fail(f"{key}: expected a string, got {show_value(data[key])}")
 
     variables = data["variables"]
     if not isinstance(variables, list) or not variables:
-        raise fail(f"variables: expected a non-empty list of names, got {_show(variables)}")
+        raise fail(f"variables: expected a non-empty list of names, got {show_value(variables)}")
     for i, v in enumerate(variables):
         if not isinstance(v, str):
-            raise fail(f"variables[{i}]: expected a name (a string), got {_show(v)}")
+            raise fail(f"variables[{i}]: expected a name (a string), got {show_value(v)}")
 
     G = data["parametrization"]
     G = [G] if isinstance(G, str) else G
     if not isinstance(G, list) or not G:
-        raise fail(f"parametrization: expected a non-empty list of expressions, got {_show(G)}")
+        raise fail(f"parametrization: expected a non-empty list of expressions, got {show_value(G)}")
 
     init = data["init"]
     if not isinstance(init, Mapping):
-        raise fail(f"init: expected a table 'variable = value', got {_show(init)}")
+        raise fail(f"init: expected a table 'variable = value', got {show_value(init)}")
 
     assumptions = _table(data, "assumptions", fail)
     for k, v in assumptions.items():
         if isinstance(v, str):
             assumptions[k] = v = [v]
         if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
-            raise fail(f"assumptions.{k}: expected a list of assumption names, got {_show(v)}")
+            raise fail(f"assumptions.{k}: expected a list of assumption names, got {show_value(v)}")
 
     parameters = _table(data, "parameters", fail)
     dimension, indexed = None, ()
     if "dimension" in data:
         dimension = data["dimension"]
         if not isinstance(dimension, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", dimension):
-            raise fail(f"dimension: expected the name of the dimension (e.g. \"n\"), got {_show(dimension)}")
+            raise fail(f"dimension: expected the name of the dimension (e.g. \"n\"), got {show_value(dimension)}")
         variables, G, init, assumptions, parameters, indexed = _untemplate(
             variables, G, init, assumptions, parameters, fail)
     else:
@@ -187,7 +151,7 @@ def _untemplate(variables, G, init, assumptions, parameters, fail):
         m = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*)\[i\]", v)
         if not m:
             raise fail(f"variables[{k}]: with a dimension every variable is a coordinate template like 'u[i]', "
-                       f"got {_show(v)}")
+                       f"got {show_value(v)}")
         plain_vars.append(m.group(1))
         indexed.append(m.group(1))
 
@@ -196,7 +160,7 @@ def _untemplate(variables, G, init, assumptions, parameters, fail):
         if m is None:
             return key
         if m.group(2) != "i":
-            raise fail(f"{where}: the index of a template is i, got {_show(key)}")
+            raise fail(f"{where}: the index of a template is i, got {show_value(key)}")
         if m.group(1) not in indexed:
             indexed.append(m.group(1))
         return m.group(1)
@@ -210,7 +174,7 @@ def _untemplate(variables, G, init, assumptions, parameters, fail):
             return text
         for m in _INDEXED.finditer(text):
             if m.group(2) != "i" or m.group(1) not in indexed:
-                raise fail(f"{where}: {_show(m.group(0))} is not a declared coordinate template "
+                raise fail(f"{where}: {show_value(m.group(0))} is not a declared coordinate template "
                            f"(templates: {', '.join(n + '[i]' for n in indexed)})")
         return _INDEXED.sub(lambda m: m.group(1), text)
 
@@ -221,7 +185,21 @@ def _untemplate(variables, G, init, assumptions, parameters, fail):
     return plain_vars, G, init, assumptions, parameters, tuple(indexed)
 
 
-def _show(value) -> str:
+def check_keys(data, keys, required, fail: Callable[[str], RecipeError], what: str) -> None:
+    """``data`` is a table with only known keys (a typo gets a suggestion) and every required one."""
+    if not isinstance(data, Mapping):
+        raise fail(f"expected a table of {what} keys, got {type(data).__name__}")
+    unknown = [k for k in data if k not in keys]
+    if unknown:
+        hints = [f"{show_value(k)} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(str(k), keys, 1))
+                 else show_value(k) for k in unknown]
+        raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} (allowed: {', '.join(keys)})")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise fail(f"missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+
+
+def show_value(value) -> str:
     """repr(value) for a message, clipped: a recipe value may be a megabyte long."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -231,7 +209,7 @@ def _table(data: Mapping, key: str, fail: Callable[[str], RecipeError]) -> dict:
     """The optional table ``data[key]`` as a fresh dict (empty if absent)."""
     table = data.get(key, {})
     if not isinstance(table, Mapping):
-        raise fail(f"{key}: expected a table, got {_show(table)}")
+        raise fail(f"{key}: expected a table, got {show_value(table)}")
     return dict(table)
 
 
