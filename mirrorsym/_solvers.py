@@ -309,25 +309,47 @@ def _scalar_inverse(g, dg, s, lo, hi):
                 f" of grad Q is ({image[0]:.6g}, {image[1]:.6g}))")
         i, a, b, x, side = (np.concatenate(v) for v in (i, a, b, x, side))
         ss = flat[i]
+        # Near 0 g is nearly linear: one Newton step from 0 lands close to
+        # the root, where bisection from the far end would need ~1000
+        # halvings to reach a root of size 1e-300.
+        dg0 = dg(np.zeros(1))[0]
+        first = (ss - g0) / dg0
+        near0 = (first > a) & (first < b) & (np.abs(first) < (b - a) / 4)
+        x = np.where(near0, first, x)
         dx = b - a
         dx_old = dx
+        # the Newton step last computed at each end of the bracket (none yet)
+        step_a = np.full(x.shape, np.nan)
+        step_b = np.full(x.shape, np.nan)
         for _ in range(100):
             f = g(x) - ss
             above = np.where(np.isfinite(f), f > 0, side > 0)
-            b = np.where(above, x, b)
-            a = np.where(above, a, x)
             step = f / dg(x)
+            b, step_b = np.where(above, x, b), np.where(above, step, step_b)
+            a, step_a = np.where(above, a, x), np.where(above, step_a, step)
             newton = x - step
             take = ((newton > a) & (newton < b)
                     & (2 * np.abs(step) <= np.abs(dx_old)))
-            x_new = np.where(take, newton, a + (b - a) / 2)
+            # A convex or concave g makes Newton overshoot from one side of
+            # the root and approach it monotonically from the other: when
+            # the step from x leaves the bracket, step from its other end.
+            from_b, from_a = b - step_b, a - step_a
+            x_new = np.where(
+                take, newton,
+                np.where((from_b > a) & (from_b < b), from_b,
+                         np.where((from_a > a) & (from_a < b), from_a,
+                                  a + (b - a) / 2)))
+            # a Newton correction below rounding is convergence, even when
+            # x - step rounds back to the bracket end x itself
+            settled = (f == 0) | (np.abs(step) <= 4 * eps * np.abs(x) + tiny)
+            x_new = np.where(settled, x, x_new)
             dx_old, dx = dx, x - x_new
-            x_new = np.where(f == 0, x, x_new)
-            done = (f == 0) | (np.abs(dx) <= 4 * eps * np.abs(x_new) + tiny)
+            done = settled | (np.abs(dx) <= 4 * eps * np.abs(x_new) + tiny)
             nu[i[done]] = x_new[done]
             keep = ~done
             i, ss, a, b, side = i[keep], ss[keep], a[keep], b[keep], side[keep]
             x, dx, dx_old = x_new[keep], dx[keep], dx_old[keep]
+            step_a, step_b = step_a[keep], step_b[keep]
             if not i.size:
                 break
         # Still unconverged after 100 steps: only noise in g keeps the
