@@ -30,6 +30,7 @@ import sympy as sp
 from ._budget import Budget, attempt
 from ._errors import MirrorsymError
 from ._inverse import peel_inverse
+from ._numeric import BlockCache
 from ._parametrization import Parametrization
 from ._structure import Block, blocks, quadratic_matrices
 
@@ -159,6 +160,7 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
     blks = blocks(p.G, p.variables)
     result: list[Flow | None] = [None] * p.d
     families: list[QuadraticFamily | None] = []
+    cache = BlockCache()  # identical coordinates (up to names) are solved once
     for blk in blks:
         xs = [p.variables[k] for k in blk.x_indices]
         mats = quadratic_matrices([p.G[i] for i in blk.g_indices], xs)
@@ -187,7 +189,8 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
                         f"non-linearly (∂G_{i + 1}/∂{xk} = {f}); only quadratic families and decoupled coordinates "
                         f"have closed-form flows here"
                     )
-                phi[k], how = _scalar_flow(f, xk, p.x0[k], p, budget)
+                phi[k], how = cache.get("scalar flow", (xk,), (f, p.x0[k]),
+                                        lambda c, f=f, xk=xk, k=k: _scalar_flow(f.xreplace({xk: c}), c, p.x0[k], p, budget))
                 methods.add(how)
             result[i] = Flow(i, tuple(phi), "decoupled scalar ODEs (" + ", ".join(sorted(methods)) + ")", 0.0)
     checked = []

@@ -37,7 +37,7 @@ import sympy as sp
 
 from ._budget import Budget, attempt
 from ._errors import DomainError
-from ._numeric import mp_function, realify, sample_interval, to_mpf
+from ._numeric import BlockCache, mp_function, realify, sample_interval, to_mpf
 from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
 from ._structure import Block
@@ -410,6 +410,7 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
     t0 = time.perf_counter()
     values = p.numeric()
     mu, w = p.mu, p.w
+    cache = BlockCache()  # identical blocks (up to names) are inverted once
     out = []
     for bp in pot.blocks:
         idx = bp.block.g_indices
@@ -422,14 +423,18 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
             for pos, i in enumerate(idx):
                 nu = mu[i] if identity else sp.Symbol(f"nu{i + 1}", real=True)
                 s = w[i] if identity else sp.Symbol(f"s{i + 1}", real=True)
-                pieces.append(invert_piece(qs[pos](nu), nu, s, (-sp.oo, sp.oo), values, budget))
+                pieces.append(cache.get("invert_piece", (nu, s), (qs[pos](nu), "R"), lambda n, t, q=qs[pos]: invert_piece(
+                    q(n), n, t, (-sp.oo, sp.oo), values, budget)))
             out.append(LegendreBlock(bp.block, bp, L, tuple(pieces)))
         elif bp.terms is None and (k == 1 or _separable(bp.Q, [mu[i] for i in idx])):
             pieces = []
             for pos, i in enumerate(idx):
                 others = {mu[j]: 0 for j in idx if j != i}
                 q = bp.Q.xreplace(others) if k > 1 else bp.Q
-                pieces.append(invert_piece(q, mu[i], w[i], bp.U[pos], values, budget, dq=bp.grad[pos].xreplace(others)))
+                dq = bp.grad[pos].xreplace(others)
+                pieces.append(cache.get("invert_piece", (mu[i], w[i]), (q, dq, *bp.U[pos]),
+                                        lambda n, t, q=q, dq=dq, U=bp.U[pos], m=mu[i]: invert_piece(
+                                            q.xreplace({m: n}), n, t, U, values, budget, dq=dq.xreplace({m: n}))))
             out.append(LegendreBlock(bp.block, bp, sp.eye(k), tuple(pieces)))
         else:
             out.append(LegendreBlock(bp.block, bp, None, None))

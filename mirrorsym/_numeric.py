@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import mpmath as mp
 import sympy as sp
 
-__all__ = ["finite_value", "mp_function", "realify", "sample_interval", "to_mpf"]
+__all__ = ["BlockCache", "finite_value", "mp_function", "realify", "sample_interval", "to_mpf"]
 
 
 def mp_function(args: Sequence[sp.Symbol], exprs, values: Mapping):
@@ -86,3 +86,53 @@ def realify(expr: sp.Expr, ref: Mapping) -> sp.Expr | None:
             reps[lg] = sp.log(sp.expand(-lg.args[0])) + sp.I * sp.pi
     out = sp.expand(expr.xreplace(reps), log=False, power_base=False, power_exp=False, mul=True, multinomial=False)
     return None if out.has(sp.I) else out
+
+
+class BlockCache:
+    """Results of one derivation's symbolic steps, keyed up to a renaming of the block's own symbols.
+
+    Blocks that are identical but for their names (w = (u1² − v1², u2² − v2², …)) are derived once:
+    a step's inputs are rewritten in canonical symbols before lookup, its result is stored in those
+    symbols and renamed back for each block (MATH.md §6).
+
+    >>> cache, x, y = BlockCache(), sp.Symbol("x"), sp.Symbol("y")
+    >>> cache.get("square", (x,), (x**2,), lambda c: (c**2 + 1,))
+    (x**2 + 1,)
+    >>> cache.get("square", (y,), (y**2,), lambda c: (c**2 + 1,)), cache.hits
+    ((y**2 + 1,), 1)
+    """
+
+    def __init__(self):
+        self._store: dict = {}
+        self.hits = 0
+
+    @staticmethod
+    def _canonical(symbols) -> list[sp.Symbol]:
+        return [sp.Symbol(f"_canonical{k}", **s.assumptions0) for k, s in enumerate(symbols)]
+
+    def get(self, step: str, symbols, key_exprs, compute):
+        """``compute(*canonical symbols)`` once per distinct (step, key_exprs up to renaming)."""
+        canon = self._canonical(symbols)
+        to_canon = dict(zip(symbols, canon))
+        key = (step, tuple(sp.sympify(e).xreplace(to_canon) if isinstance(e, sp.Basic) else e for e in key_exprs))
+        if key in self._store:
+            self.hits += 1
+        else:
+            self._store[key] = compute(*canon)
+        back = dict(zip(canon, symbols))
+        return _rename(self._store[key], back)
+
+
+def _rename(obj, back: dict):
+    """The same result with canonical symbols renamed back (sympy objects, tuples, frozen dataclasses)."""
+    import dataclasses
+
+    if isinstance(obj, sp.Basic):
+        return obj.xreplace(back)
+    if isinstance(obj, tuple):
+        return tuple(_rename(v, back) for v in obj)
+    if isinstance(obj, list):
+        return [_rename(v, back) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _rename(getattr(obj, f.name), back) for f in dataclasses.fields(obj)})
+    return obj

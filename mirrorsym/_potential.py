@@ -26,7 +26,7 @@ import sympy as sp
 
 from ._budget import Budget, attempt
 from ._flows import FlowsResult, FlowUnavailable
-from ._numeric import realify
+from ._numeric import BlockCache, realify
 from ._parametrization import Parametrization
 from ._psi import PsiResult
 from ._structure import Block
@@ -134,6 +134,7 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
     budget = budget or Budget(60)
     t0 = time.perf_counter()
     mu = p.mu
+    cache = BlockCache()  # identical blocks (up to names) are integrated once
     out = []
     for blk, fam in zip(fl.blocks, fl.quadratic):
         grad = tuple(p.G[i].xreplace(dict(zip(p.variables, ps.psi))) for i in blk.g_indices)
@@ -157,7 +158,8 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
             # leg i of the path 0 → µ_1 e_1 → …: only µ_i moves, the later µ_j are still 0
             integrand = grad[pos].xreplace({mu[j]: 0 for j in blk.g_indices[pos + 1:]}).xreplace({mu[i]: s})
             ref = {**p.defaults, **dict.fromkeys(mu, 0), s: 0}
-            F = antiderivative(integrand, s, budget, ref)
+            F = cache.get("antiderivative", (s,), (integrand,), lambda c, f=integrand, s=s, ref=ref: antiderivative(
+                f.xreplace({s: c}), c, budget, {**ref, c: 0}))
             if F is None:
                 raise FlowUnavailable(f"no closed-form antiderivative of ∂Q/∂µ{i + 1} = {integrand} (sympy did not finish or returned an integral)")
             F0 = F.xreplace({s: 0})

@@ -114,3 +114,26 @@ def test_template_numpy_module_works_for_any_length(name, tmp_path):
     fixed = _module(mirrorsym.numpy_module(d, dim=5), tmp_path, "fixed")
     with pytest.raises(ValueError, match="length 5"):
         fixed.grad_R(np.zeros(4))
+
+
+def test_identical_blocks_are_derived_once_and_renamed_back():
+    """w = (u_k³ − v_k³)_k: one inversion serves every block, each reported in its own names."""
+    n = 4
+    variables = [x for k in range(n) for x in (f"u{k}", f"v{k}")]
+    p = mirrorsym.Parametrization.create([f"u{k}**3 - v{k}**3" for k in range(n)], variables,
+                                         dict.fromkeys(variables, "alpha"), parameters={"alpha": 0.7},
+                                         assumptions={"alpha": ["positive"]})
+    d = mirrorsym.derive(p)
+    assert d.status is mirrorsym.Status.VERIFIED
+    pieces = [b.pieces[0] for b in d.legendre.blocks]
+    assert [(pc.nu, pc.s) for pc in pieces] == list(zip(p.mu, p.w))
+    for k, pc in enumerate(pieces):
+        assert pc.dq == pieces[0].dq.xreplace({p.mu[0]: p.mu[k]})
+    # and the numbers are those of the single block, coordinate by coordinate
+    single = mirrorsym.derive(mirrorsym.Parametrization.create(
+        ["u**3 - v**3"], ["u", "v"], {"u": "alpha", "v": "alpha"}, parameters={"alpha": 0.7},
+        assumptions={"alpha": ["positive"]}))
+    ws = [mp.mpf(x) for x in ("-2", "0.1", "3", "40")]
+    g = d.numeric().evaluate(ws)[1]
+    for k, wk in enumerate(ws):
+        assert abs(g[k] - single.numeric().evaluate([wk])[1][0]) < mp.mpf(10) ** -25
