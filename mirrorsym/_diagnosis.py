@@ -772,11 +772,14 @@ def _tex_num(v, digits: int = 2) -> str:
 
 def _tex_vec(values, transpose: bool = True, digits: int | None = None) -> str:
     items = [sp.latex(v) if isinstance(v, sp.Basic) else _tex_num(v, digits or 3) for v in values]
-    return "\\left(" + ", ".join(items) + "\\right)" + ("^\\top" if transpose else "")
+    # \bigl( … \bigr), not \left … \right: TeX may break an inline formula between them
+    return "\\bigl(" + ", ".join(items) + "\\bigr)" + ("^\\top" if transpose else "")
 
 
 def _tex_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in text)
+    """Plain text for LaTeX (titles like "w = U U^T, 2x2")."""
+    special = {"^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "\\": r"\textbackslash{}"}
+    return "".join(special.get(ch, "\\" + ch if ch in "&%$#_{}" else ch) for ch in text)
 
 
 def _jsonable(v):

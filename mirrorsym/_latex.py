@@ -268,7 +268,7 @@ def _body(d: Derivation) -> list[str]:
                 pt = ",\\ ".join(f"{latex(sp.Symbol(k))} = {latex(v)}" for k, v in b.witness.items())
                 out.append(f"This bracket is nonzero at ${pt}$ (exact), where it equals ${_vec(b.value_at_witness)}$.")
         if d.diagnosis is not None:
-            out += ["", _embedded(d.diagnosis.latex(), p.title or p.name)]
+            out += ["", d.diagnosis.latex()]
         return out
     if p.dimension is not None:
         n = sp.Symbol(p.dimension)
@@ -336,13 +336,6 @@ def _body(d: Derivation) -> list[str]:
                        rf"{verdict} \\")
         out += [r"\end{tabular}", r"\end{center}"]
     return out
-
-
-def _embedded(tex: str, title: str) -> str:
-    """The diagnosis's proposition made safe to set: its title escaped here, and \\left( … \\right)
-    in its inline formulas turned into \\bigl( … \\bigr), between which TeX may break a line."""
-    tex = re.sub(r"^\\begin\{proposition\}\[.*\]$", lambda m: rf"\begin{{proposition}}[{_text(title)}]", tex, count=1, flags=re.M)
-    return tex.replace(r"\left(", r"\bigl(").replace(r"\right)", r"\bigr)")
 
 
 def _num(x: float) -> str:
