@@ -68,3 +68,21 @@ def test_noncommuting_pairs_are_always_detected(data):
         pt = {sp.Symbol(k, real=True): val for k, val in pair.witness.items()}
         exact = (B * A - A * B) * x.xreplace(pt)
         assert list(exact) == list(pair.value_at_witness) and any(exact)
+
+
+def test_regression_mixed_exponential_and_power_block_goes_implicit():
+    """Found by the grammar above: 3u²/4 − v⁵ gives ∇Q = 3e^{3µ} − (15µ + 1/64)^{−5/3}, on which
+    sympy's solve raises NotImplementedError; it must be an implicit piece, not a crash."""
+    p = mirrorsym.Parametrization.create([3 * u**2 / 4 - v**5], [u, v], {"u": 2, "v": 4},
+                                         assumptions={"u": ["positive"], "v": ["positive"]})
+    d = mirrorsym.derive(p)
+    assert d.status is mirrorsym.Status.VERIFIED and not d.closed_form
+
+
+def test_regression_zero_eigenvalue_does_not_enter_Q():
+    """Found by the quadratic families: a λ_k = 0 eigenspace of x0 contributes nothing to Q (it
+    used to break the split of Q into lines)."""
+    x = sp.symbols("x1:4", real=True)
+    G = [x[0] ** 2 / 2 + x[1] ** 2]  # spectrum (1, 2, 0)
+    d = mirrorsym.derive(mirrorsym.Parametrization.create(G, list(x), {"x1": 1, "x2": sp.Rational(1, 2), "x3": 3}))
+    assert d.status is mirrorsym.Status.VERIFIED and d.closed_form
