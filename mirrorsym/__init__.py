@@ -19,6 +19,7 @@ from ._errors import (
     DomainError,
     MirrorsymError,
     RecipeError,
+    Unsupported,
     VerificationFailed,
 )
 from ._flows import Flow, FlowsResult, FlowUnavailable, flows
@@ -61,6 +62,7 @@ __all__ = [
     "RecipeError",
     "ScalarPiece",
     "Status",
+    "Unsupported",
     "VerificationFailed",
     "VerificationResult",
     "__version__",

@@ -1,5 +1,5 @@
-"""The command line: ``mirrorsym derive RECIPE``, ``mirrorsym list``. Thin: it parses arguments, calls
-the API, writes outputs atomically and maps outcomes to exit statuses:
+"""The command line: ``mirrorsym derive | verify | plot | realize | batch | list``. Thin: it parses
+arguments, calls the API, writes outputs atomically and maps outcomes to exit statuses:
 
 0 derived and verified · 2 bad input · 3 not commuting · 4 a check failed · 5 no result within budget
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from ._batch import add_batch_arguments, run_batch_cli
-from ._errors import MirrorsymError, RecipeError
+from ._errors import MirrorsymError, RecipeError, Unsupported
 from ._io import param_argument, write_atomically
 from ._realize import add_realize_arguments, run_realize
 from ._version import __version__
@@ -125,13 +125,18 @@ def _summary(d, dim: int | None = None) -> list[str]:
     return lines
 
 
-def _derive(args) -> int:
-    from ._derivation import Status, derive
+def _load(args):
+    """The recipe named on the command line, with its --param overrides."""
     from ._recipe import find_recipe, load_recipe
 
     p = load_recipe(find_recipe(args.recipe))
-    if args.param:
-        p = p.with_values(dict(args.param))
+    return p.with_values(dict(args.param)) if args.param else p
+
+
+def _derive(args) -> int:
+    from ._derivation import Status, derive
+
+    p = _load(args)
     if args.dim is not None and p.dimension is None:
         raise RecipeError(f"--dim: the recipe {p.name!r} has no dimension template (dimension = \"n\" with u[i] ...)")
     d = derive(p, budget=args.budget, verify_result=not args.no_verify, dps=args.dps, seed=args.seed,
@@ -161,7 +166,7 @@ def _derive(args) -> int:
                 try:
                     outputs[path] = make(d)
                 except NotImplementedError as exc:
-                    raise MirrorsymError(f"{path}: {exc}") from None
+                    raise Unsupported(f"{path}: {exc}") from None
     for path, text in outputs.items():
         write_atomically(path, text)
     print("\n".join(_summary(d, args.dim)))
@@ -174,12 +179,9 @@ def _verify(args) -> int:
     import dataclasses
 
     from ._derivation import Status, derive, with_checks
-    from ._recipe import find_recipe, load_recipe
     from ._trajectory import run_checks
 
-    p = load_recipe(find_recipe(args.recipe))
-    if args.param:
-        p = p.with_values(dict(args.param))
+    p = _load(args)
     d = derive(p, budget=args.budget, dps=args.dps, seed=args.seed)
     if d.status is Status.NOT_COMMUTING:
         print("\n".join(_summary(d)))
@@ -205,11 +207,8 @@ def _verify(args) -> int:
 def _plot(args) -> int:
     from ._derivation import derive
     from ._plot import plot
-    from ._recipe import find_recipe, load_recipe
 
-    p = load_recipe(find_recipe(args.recipe))
-    if args.param:
-        p = p.with_values(dict(args.param))
+    p = _load(args)
     d = derive(p)
     if not d.commuting:
         print("\n".join(_summary(d)))

@@ -49,6 +49,12 @@ class BudgetExceeded(MirrorsymError, TimeoutError):
         super().__init__(f"step '{step}' ran out of its time budget ({seconds:.3g} s)")
 
 
+class Unsupported(MirrorsymError, NotImplementedError):
+    """mirrorsym has no method for this case (the message says which and why)."""
+
+    exit_status = 5
+
+
 class VerificationFailed(MirrorsymError, ArithmeticError):
     """A derived formula failed its high-precision numerical check."""
 

@@ -28,7 +28,7 @@ import mpmath as mp
 import sympy as sp
 
 from ._budget import Budget, attempt
-from ._errors import MirrorsymError
+from ._errors import Unsupported
 from ._inverse import peel_inverse
 from ._numeric import BlockCache
 from ._parametrization import Parametrization
@@ -40,10 +40,8 @@ __all__ = ["Flow", "FlowUnavailable", "FlowsResult", "QuadraticFamily", "T", "fl
 T = sp.Symbol("t", real=True)
 
 
-class FlowUnavailable(MirrorsymError, NotImplementedError):
+class FlowUnavailable(Unsupported):
     """No strategy produced a closed-form flow (the message names the component and why)."""
-
-    exit_status = 5
 
 
 @dataclasses.dataclass(frozen=True)
