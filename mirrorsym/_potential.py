@@ -22,11 +22,12 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import mpmath as mp
 import sympy as sp
 
 from ._budget import Budget, attempt
 from ._flows import FlowsResult, FlowUnavailable
-from ._numeric import BlockCache, realify
+from ._numeric import BlockCache, mp_function, realify
 from ._parametrization import Parametrization
 from ._psi import PsiResult
 from ._structure import Block
@@ -72,6 +73,46 @@ def _at_defaults(expr: sp.Expr, p: Parametrization) -> float | None:
     return v.real if abs(v.imag) < 1e-25 else None
 
 
+def _solve_zero(b: sp.Expr, m: sp.Symbol) -> list | None:
+    try:
+        return sp.solve(b, m)
+    except NotImplementedError:
+        return None
+
+
+def _numeric_zero(b: sp.Expr, m: sp.Symbol, p: Parametrization, side: int) -> sp.Float | None:
+    """The zero of b(µ) nearest to 0 on one side (a sign change, or where b stops being real),
+    by a geometric scan out to |µ| = 1e16 and bisection; None when there is none."""
+    f = mp_function([m], b, p.numeric())
+
+    def value(x):
+        try:
+            v = f(x)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return None
+        return v if isinstance(v, mp.mpf) and mp.isfinite(v) else None
+
+    with mp.workdps(40):
+        f0 = value(mp.mpf(0))
+        inner = mp.mpf(0)
+        for k in range(62):
+            outer = side * mp.mpf("0.01") * mp.mpf(2) ** k
+            v = value(outer)
+            if v is None or v * f0 <= 0:
+                break
+            inner = outer
+        else:
+            return None
+        for _ in range(120):  # keep inner on the side of 0
+            mid = (inner + outer) / 2
+            v = value(mid)
+            if v is not None and v * f0 > 0:
+                inner = mid
+            else:
+                outer = mid
+    return sp.Float(mp.nstr(inner, 30), 30)
+
+
 def _dual_interval(exprs, m: sp.Symbol, others, p: Parametrization, budget: Budget) -> tuple[sp.Expr, sp.Expr]:
     """The interval of µ_i around 0 where ψ stays finite and real, from the zeros of singular bases."""
     bases = set()
@@ -87,9 +128,11 @@ def _dual_interval(exprs, m: sp.Symbol, others, p: Parametrization, budget: Budg
             raise FlowUnavailable(f"the dual domain U is not a box: ψ is singular where {b} = 0, which couples several µ_i")
     lo, hi = (-sp.oo, None), (sp.oo, None)
     for b in sorted(bases, key=sp.default_sort_key):
-        roots, why = attempt(budget, f"dual domain: zeros of {b}", 5.0, sp.solve, b, m)
-        if roots is None:
-            raise FlowUnavailable(f"cannot locate where ψ leaves its domain ({why})")
+        roots, _ = attempt(budget, f"dual domain: zeros of {b}", 5.0, _solve_zero, b, m)
+        if roots is None or (not roots and not b.is_polynomial(m)):
+            # sympy could not (or, for a transcendental base, may silently not) find the zeros:
+            # locate the nearest sign change on each side numerically, to 30 digits
+            roots = [r for r in (_numeric_zero(b, m, p, side) for side in (-1, 1)) if r is not None]
         for r in roots:
             v = _at_defaults(r, p)
             if v is None:

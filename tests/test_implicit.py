@@ -123,3 +123,20 @@ def test_one_sided_domain_errors(tmp_path):
     with pytest.raises(ValueError, match="outside dom R"):
         mod.grad_R([-0.5])
     assert np.isfinite(mod.grad_R([1e-300])[0]) and np.isfinite(mod.grad_R([1e300])[0])
+
+
+def test_dual_domain_falls_back_to_numerics_for_transcendental_bases():
+    """U: symbolic where sympy solves for the blow-up, numeric (30 digits) where it cannot."""
+    from mirrorsym._budget import Budget
+    from mirrorsym._potential import _dual_interval
+
+    p = mirrorsym.Parametrization.create(["u**3"], ["u"], {"u": "alpha"}, parameters={"alpha": 0.8},
+                                         assumptions={"alpha": ["positive"]})
+    m = p.mu[0]
+    alpha = p.parameters[0]
+    lo, hi = _dual_interval([(1 / alpha - 3 * m) ** -3], m, [], p, Budget(10))
+    assert (lo, sp.simplify(hi - 1 / (3 * alpha))) == (-sp.oo, 0)
+    lo, hi = _dual_interval([(2 - sp.exp(m) - m**3) ** sp.Rational(-1, 2)], m, [], p, Budget(10))
+    root = mp.findroot(lambda x: 2 - mp.e**x - x**3, 0.5)
+    assert lo == -sp.oo  # 2 − e^µ − µ³ > 0 for every µ < 0
+    assert abs(mp.mpf(str(hi)) - root) < mp.mpf(10) ** -25
