@@ -72,6 +72,13 @@ class _ArrayWriter(ModuleWriter):
             raise NotImplementedError(f"{self.p.name}: the {self.library} export of a joint (non-separable) implicit "
                                       "block is not available yet; use the numpy module")
 
+    def scalar_curvature(self, sv, kw: str) -> list[str]:
+        # differentiable through ν (the framework's Newton steps make ν exact to first order)
+        return [f"{sv.h.name} = _ddq{sv.index}({sv.nu.name}{kw})"]
+
+    def curvature_helpers(self, sv) -> list[str]:
+        return []
+
     def numpy_solvers(self) -> str:
         """The numpy solver, and numpy versions of q' and q'' for it, of every implicit piece."""
         from ._solvers import solver_source

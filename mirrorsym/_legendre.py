@@ -515,8 +515,22 @@ class NumericPotential:
             return f["dr"](s), f["r"](s), f["ddr"](s)
         from ._solvers import scalar_inverse_mp
 
-        nu = scalar_inverse_mp(f["dq"], f["ddq"], s, *f["U"])
-        return nu, s * nu - f["q"](nu), 1 / f["ddq"](nu)
+        # Extra digits where working precision is not enough: q'(ν) − q'(0) cancels like |s| near
+        # the minimum of R, and next to a finite end of U the distance to it (which q'' depends on
+        # like a power) keeps only the digits of ν beyond those it shares with the end.
+        # (R = sν − q(ν) ~ s² cancels twice as many)
+        extra = 0 if s == 0 else 2 * max(0, int(-mp.log10(abs(s) / (1 + abs(f["dq"](mp.mpf(0)))))))
+        for _ in range(2):
+            with mp.workdps(mp.mp.dps + min(extra, 800) + 5):
+                nu = scalar_inverse_mp(f["dq"], f["ddq"], mp.mpf(s), *f["U"])
+                out = nu, s * nu - f["q"](nu), 1 / f["ddq"](nu)
+                ends = [e for e in f["U"] if mp.isfinite(e)]
+                gap = min([abs(e - nu) / abs(e) for e in ends], default=mp.mpf(1))
+            more = int(-mp.log10(gap)) if gap > 0 else 400
+            if more <= 2:
+                break
+            extra += more
+        return tuple(+v for v in out)  # rounded back to the working precision
 
     def evaluate(self, w) -> tuple[mp.mpf, list, mp.matrix]:
         """(R(w), ∇R(w), ∇²R(w)); raises DomainError for w outside dom R."""

@@ -478,6 +478,10 @@ class ScalarSolve:
     lo: sp.Expr
     hi: sp.Expr
     index: int
+    #: ``_h<index>``, the array q''(ν) (see :meth:`ModuleWriter.scalar_curvature`)
+    h: sp.Symbol = None
+    #: per finite end of U: (end, +1 for hi / −1 for lo, the δ symbol, q'(end ∓ δ), q''(end ∓ δ))
+    ends: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -577,9 +581,10 @@ def plan(d: Derivation) -> Plan:
                 var = sp.Symbol(f"_v{j}", real=True)
                 q, dq, ddq = (rewrite(e.xreplace({pc.nu: var}), {var: tuple(pc.U)}) for e in (pc.q, pc.dq, pc.ddq))
                 nu = sp.Symbol(f"_nu{j}", real=True)
-                solves.append(ScalarSolve(nu, s, var, q, dq, ddq, pc.U[0], pc.U[1], j))
+                h = sp.Symbol(f"_h{j}", real=True)
+                solves.append(ScalarSolve(nu, s, var, q, dq, ddq, pc.U[0], pc.U[1], j, h, _end_forms(pc, j)))
                 # R = sν − q(ν): first-order errors in ν cancel, since s = q'(ν) makes it stationary
-                r, dr, ddr = s * nu - q.xreplace({var: nu}), nu, 1 / ddq.xreplace({var: nu})
+                r, dr, ddr = s * nu - q.xreplace({var: nu}), nu, 1 / h
             R += sp.UnevaluatedExpr(r)  # keeps each piece's own grouping (e.g. (1 - t)) out of the total
             nus.append(dr)
             ddrs.append(ddr)
@@ -595,6 +600,25 @@ def plan(d: Derivation) -> Plan:
                      if _finite(part.lo) or _finite(part.hi))
     return Plan(d, tuple(defs), tuple(checks), tuple(solves), R, tuple(grad), tuple(tuple(r) for r in hess),
                 rewrite(d.Q, U), tuple(rewrite(g, U) for g in d.grad_Q), U_checks, tuple(rejected))
+
+
+def _end_forms(pc, j: int) -> tuple:
+    """q' and q'' in the distance δ to each finite end of U (ν = hi − δ or lo + δ).
+
+    Next to a pole of q' a float ν keeps only ~eps·|end| of δ, so q''(ν) ~ δ^{-p-1} loses all its
+    digits; substituted exactly, the bases collapse (1/α − 3(1/(3α) − δ) = 3δ) and the δ-forms are
+    well conditioned."""
+    out = []
+    d = sp.Symbol(f"_d{j}", positive=True)
+    for end, sign in ((pc.U[1], 1), (pc.U[0], -1)):
+        if not _finite(end):
+            continue
+        forms = []
+        for e in (pc.dq, pc.ddq):
+            e = e.xreplace({pc.nu: end - sign * d})
+            forms.append(e.replace(lambda x: x.is_Pow, lambda x: sp.Pow(sp.expand(x.base), x.exp)))
+        out.append((end, sign, d, *forms))
+    return tuple(out)
 
 
 def _joint(blk, mus, ws, number, rewrite) -> JointSolve:
@@ -798,6 +822,46 @@ class ModuleWriter:
     def _kw(self) -> str:
         return "".join(f", {q.name}={q.name}" for q in self.p.parameters)
 
+    def scalar_curvature(self, sv: ScalarSolve, kw: str) -> list[str]:
+        """The array q''(ν) of an implicit piece, accurate next to a finite end of U."""
+        if not sv.ends:
+            return [f"{sv.h.name} = _ddq{sv.index}({sv.nu.name}{kw})"]
+        return [f"{sv.h.name} = _curvature{sv.index}({sv.nu.name}, {sv.s.name}{kw})"]
+
+    def curvature_helpers(self, sv: ScalarSolve) -> list[str]:
+        """``_curvature<j>``: q''(ν), except within a quarter of U of a finite end, where δ = |end − ν|
+        (exact in floats there) is refined by Newton on q'(end ∓ δ) = s and q'' taken in δ."""
+        if not sv.ends:
+            return []
+        out = []
+        for _end, sign, d, dq_end, ddq_end in sv.ends:
+            tag = "hi" if sign > 0 else "lo"
+            out += self._helper_function(f"_dq{sv.index}_{tag}", d.name, [d], [dq_end], "scalar")
+            out += self._helper_function(f"_ddq{sv.index}_{tag}", d.name, [d], [ddq_end], "scalar")
+        sig = "".join(f", {q.name}" for q in self.p.parameters)
+        kw = "".join(f", {q.name}={q.name}" for q in self.p.parameters)
+        lines = [f"def _curvature{sv.index}(nu, s{', *' if sig else ''}{sig}):",
+                 f'    """q\'\'(ν) of piece {sv.index}, accurate next to the finite ends of U."""',
+                 f"    h = _ddq{sv.index}(nu{kw})", "    with np.errstate(all=\"ignore\"):"]
+        width = f"({self._scalar(sv.hi)} - {self._scalar(sv.lo)})" if _finite(sv.hi) and _finite(sv.lo) else None
+        for end, sign, _d, _dq_end, _ddq_end in sv.ends:
+            tag = "hi" if sign > 0 else "lo"
+            e = self._scalar(end)
+            dist = f"({e} - nu)" if sign > 0 else f"(nu - {e})"
+            span = width or f"abs({e})"
+            # q'(end ∓ δ) moves against δ at hi and with it at lo: the Newton step's sign follows
+            step = "+" if sign > 0 else "-"
+            # d starts with an absolute error of one ulp of the end, so its relative error can be
+            # large when ν is within a few ulps of the pole: Newton, kept positive, repairs it
+            lines += [f"        d = {dist}",
+                      f"        near = (d > 0) & (d < 0.25 * {span})",
+                      "        d = np.where(near, d, 1.0)",
+                      "        for _ in range(8):",
+                      f"            new = d {step} (_dq{sv.index}_{tag}(d{kw}) - s) / _ddq{sv.index}_{tag}(d{kw})",
+                      "            d = np.where(new > 0, new, d / 2)",
+                      f"        h = np.where(near, _ddq{sv.index}_{tag}(d{kw}), h)"]
+        return out + lines + ["    return h", "", ""]
+
     def header(self) -> list[str]:
         p, d = self.p, self.plan.d
         dom = "; ".join(f"{part.coordinate} in ({part.lo}, {part.hi})" if part.lo is not None else
@@ -824,6 +888,7 @@ class ModuleWriter:
             if isinstance(sv, ScalarSolve):
                 for name, e in (("dq", sv.dq), ("ddq", sv.ddq)):
                     out += self._helper_function(f"_{name}{sv.index}", sv.var.name, [sv.var], [e], "scalar")
+                out += self.curvature_helpers(sv)
             else:
                 out += self._helper_function(f"_Q{sv.index}", "m", sv.vars, [sv.Q], "value")
                 out += self._helper_function(f"_gradQ{sv.index}", "m", sv.vars, list(sv.grad), "vector")
@@ -894,7 +959,7 @@ class ModuleWriter:
         need = set().union(*(e.free_symbols for e in exprs)) | {c[0] for c in pl.checks}
         solves = []
         for sv in reversed(pl.solves):  # solves depend on defs and w only
-            produced = {sv.nu} if isinstance(sv, ScalarSolve) else set(sv.mus) | {h for row in sv.H for h in row}
+            produced = {sv.nu, sv.h} if isinstance(sv, ScalarSolve) else set(sv.mus) | {h for row in sv.H for h in row}
             if produced & need:
                 solves.insert(0, sv)
                 need |= {sv.s} if isinstance(sv, ScalarSolve) else set(sv.ws)
@@ -918,7 +983,9 @@ class ModuleWriter:
         for sv in solves:
             if isinstance(sv, ScalarSolve):
                 lines += ["    " + line for line in self.scalar_solve(sv, self._kw)]
-                arrays.add(sv.nu)
+                if sv.h in need:  # only ∇²R needs q''(ν)
+                    lines += ["    " + line for line in self.scalar_curvature(sv, self._kw)]
+                arrays |= {sv.nu, sv.h}
             else:
                 lines += ["    " + line for line in self.joint_solve(sv, self._kw, bool(need & {h for row in sv.H for h in row}))]
                 arrays |= set(sv.mus) | {h for row in sv.H for h in row}

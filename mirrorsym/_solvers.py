@@ -134,9 +134,16 @@ def scalar_inverse_mp(g: Callable, dg: Callable, s, lo, hi) -> mpf:
     if g_inner == s:
         return inner
     a, b = (inner, outer) if sign > 0 else (outer, inner)
-    # Start from the outer point: beyond the root, Newton approaches a blow-up monotonically.
+    # Start from the outer point: beyond the root, Newton approaches a blow-up monotonically;
+    # but a root near 0, where g is nearly linear, is one Newton step from 0.
     x = outer if g_outer is not None else inner
+    slope0 = _real(dg, mpf(0))
+    if slope0:
+        first = (s - g0) / slope0
+        if a < first < b and abs(first) < (b - a) / 4:
+            x = first
     tol = mpf(10) ** (2 - mp.dps)
+    floor = mpf(2) ** (-4 * mp.prec)  # relative accuracy also for roots of size 1e-100
     dx = dx_old = b - a
     # Terminates: a Newton step at most halves the step before last, a bisection halves the bracket.
     while True:
@@ -154,7 +161,7 @@ def scalar_inverse_mp(g: Callable, dg: Callable, s, lo, hi) -> mpf:
         else:
             x_new = a + (b - a) / 2
         dx_old, dx = dx, x - x_new
-        if abs(dx) <= tol * max(1, abs(x_new)):
+        if abs(dx) <= tol * abs(x_new) + floor:
             return x_new
         x = x_new
 

@@ -140,3 +140,18 @@ def test_dual_domain_falls_back_to_numerics_for_transcendental_bases():
     root = mp.findroot(lambda x: 2 - mp.e**x - x**3, 0.5)
     assert lo == -sp.oo  # 2 − e^µ − µ³ > 0 for every µ < 0
     assert abs(mp.mpf(str(hi)) - root) < mp.mpf(10) ** -25
+
+
+@pytest.mark.parametrize("L", [3, 4])
+def test_generated_module_is_accurate_from_1e_minus_100_to_the_pole(L, tmp_path):
+    """R, ∇R, ∇²R to ~1e-15 relative over |w| from 1e-100 to 1e30 (issue 6), against mpmath at 30
+    digits (which carries the extra digits tiny |w| and the pole need). ∇²R next to a pole of ∇Q
+    needs the distance to the pole, not ν: a float ν keeps only ~1e-17 of it."""
+    mod = load_module(derived(f"woodworth-depth-{L}"), tmp_path, f"acc{L}")
+    num = derived(f"woodworth-depth-{L}").numeric()
+    with mp.workdps(30):
+        for w in (-1e30, -1e12, -1e-3, 1e-100, 1e-40, 1e-8, 1.0, 1e6, 1e20, 1e30):
+            R, g, H = mod.evaluate(np.array([w]))
+            Rm, gm, Hm = num.evaluate([mp.mpf(w)])
+            for got, ref in ((R, Rm), (g[0], gm[0]), (H[0, 0], Hm[0, 0])):
+                assert abs(got - float(ref)) <= 1e-14 * abs(float(ref)), (w, got, ref)
