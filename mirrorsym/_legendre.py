@@ -37,6 +37,7 @@ import sympy as sp
 
 from ._budget import Budget, attempt
 from ._errors import DomainError
+from ._inverse import peel_inverse
 from ._numeric import BlockCache, mp_function, realify, sample_interval, to_mpf
 from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
@@ -166,9 +167,9 @@ def _exp_terms(dq: sp.Expr, nu: sp.Symbol) -> dict | None:
     return {b: a for b, a in terms.items() if a != 0}
 
 
-def _template(q, dq, nu, s, values):
-    """Closed forms for sums of exponentials; returns (r, dr, ddr, dom, method, assumptions) or None."""
-    terms = _exp_terms(dq, nu)
+def _template(terms: dict | None, s, values):
+    """Closed forms for sums of exponentials q' = Σ a_β e^{βν} (``terms``, from :func:`_exp_terms`);
+    returns (r, dr, ddr, dom, method, assumptions) or None."""
     if not terms or sp.S.Zero in terms:
         return None
     notes = []
@@ -285,7 +286,8 @@ def invert_piece(q: sp.Expr, nu: sp.Symbol, s: sp.Symbol, U, values: Mapping, bu
     dq = sp.diff(q, nu) if dq is None else dq
     ddq = sp.diff(dq, nu)
     tried = []
-    tpl = _template(q, dq, nu, s, values)
+    terms = _exp_terms(dq, nu)
+    tpl = _template(terms, s, values)
     if tpl is not None:
         r, dr, ddr, dom, method, notes = tpl
         if _round_trip_ok(dq, dr, nu, s, U, values):
@@ -297,11 +299,8 @@ def invert_piece(q: sp.Expr, nu: sp.Symbol, s: sp.Symbol, U, values: Mapping, bu
     ss = s_pos or s
     ref = dict(values)
     ref[nu] = sp.S.Zero
-    from ._inverse import peel_inverse
-
     candidates = []
     nu_of_s = peel_inverse(dq, nu, ss, ref)
-    terms = _exp_terms(dq, nu)
     if nu_of_s is not None:
         candidates.append(("inverse-function peeling", nu_of_s))
     elif terms:
@@ -375,7 +374,7 @@ def _numeric_image(dq, nu, U, values):
 
 # --- splitting Q into pieces -----------------------------------------------------------------------
 
-def _quadratic_split(bp: BlockPotential, mu):
+def _quadratic_split(bp: BlockPotential):
     """Group the λ_k of a quadratic family by line; L = one direction per line when there are d_b
     independent lines. Returns (L, [q_j(ν_j)]) or None."""
     k = len(bp.block.g_indices)
@@ -415,7 +414,7 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
     for bp in pot.blocks:
         idx = bp.block.g_indices
         k = len(idx)
-        split = _quadratic_split(bp, mu) if bp.terms is not None else None
+        split = _quadratic_split(bp) if bp.terms is not None else None
         if split is not None:
             L, qs = split
             identity = L == sp.eye(k)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import mpmath as mp
 import sympy as sp
 
-__all__ = ["BlockCache", "finite_value", "mp_function", "realify", "sample_interval", "to_mpf"]
+__all__ = ["BlockCache", "mp_function", "realify", "sample_interval", "to_mpf"]
 
 
 def mp_function(args: Sequence[sp.Symbol], exprs, values: Mapping):
@@ -39,10 +39,6 @@ def to_mpf(expr: sp.Expr, values: Mapping) -> mp.mpf:
     if e == -sp.oo:
         return -mp.inf
     return mp.mpf(sp.N(e, mp.mp.dps + 10))
-
-
-def finite_value(v) -> bool:
-    return isinstance(v, mp.mpf) and mp.isfinite(v)
 
 
 def sample_interval(lo: sp.Expr, hi: sp.Expr, values: Mapping, n: int) -> list[mp.mpf]:

@@ -180,7 +180,6 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
     cache = BlockCache()  # identical blocks (up to names) are integrated once
     out = []
     for blk, fam in zip(fl.blocks, fl.quadratic):
-        grad = tuple(p.G[i].xreplace(dict(zip(p.variables, ps.psi))) for i in blk.g_indices)
         if fam is not None:
             x0b = sp.Matrix([p.x0[k] for k in blk.x_indices])
             terms = []
@@ -194,6 +193,7 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
             U = tuple((-sp.oo, sp.oo) for _ in blk.g_indices)
             out.append(BlockPotential(blk, Q, grad, U, tuple(terms), "¼ Σ_k c_k² (e^{2⟨λ_k, µ⟩} − 1)"))
             continue
+        grad = tuple(p.G[i].xreplace(dict(zip(p.variables, ps.psi))) for i in blk.g_indices)
         grad = tuple(sp.expand(g) if g.is_polynomial() else g for g in grad)
         Q = sp.S.Zero
         s = sp.Dummy("s", real=True)
