@@ -7,9 +7,13 @@ Strategies, in order, per block of :mod:`._structure`:
 2. *decoupled scalar ODEs* — when ∂_k G_i depends on x_k alone, each coordinate solves
    dφ/dt = f(φ) by separation of variables, t = ∫_x^φ ds/f(s), inverted by peeling on the real
    branch through x0 (so φ^0 = x);
-3. otherwise the flow has no strategy here and the stage says so (:class:`FlowUnavailable`).
+3. *monomial orbit* — a one-component block G = c·Π x_k^{n_k} that couples its coordinates: the
+   orbit is explicit in the curve parameter σ = x_m and the time is the quadrature t = T(σ)
+   (:mod:`._orbit`); φ^t(x) = x(σ(t)) with σ = T⁻¹ an :class:`~._orbit.OrbitPoint`;
+4. otherwise the flow has no strategy here and the stage says so (:class:`FlowUnavailable`).
 
-Every flow is checked against its ODE in mpmath at points near x0 before it is returned.
+Every flow is checked against its ODE in mpmath at points near x0 before it is returned (an orbit
+flow against an independent Taylor-series integration of the ODE from x0, :func:`mpmath.odefun`).
 
 >>> from mirrorsym._parametrization import Parametrization
 >>> p = Parametrization.create(["u**3"], ["u"], {"u": "alpha"}, parameters={"alpha": 0.8},
@@ -31,6 +35,7 @@ from ._budget import Budget, attempt
 from ._errors import Unsupported
 from ._inverse import peel_inverse
 from ._numeric import BlockCache
+from ._orbit import Orbit, monomial_orbit
 from ._parametrization import Parametrization
 from ._structure import Block, blocks, quadratic_matrices
 
@@ -69,6 +74,7 @@ class FlowsResult:
     blocks: tuple[Block, ...]
     quadratic: tuple[QuadraticFamily | None, ...]  # one entry per block
     seconds: float
+    orbits: tuple[Orbit | None, ...] = ()  # one entry per block (empty: none)
 
 
 def joint_eigenbasis(mats: list[sp.Matrix], seed: int = 0):
@@ -151,6 +157,27 @@ def _check_flow(flow: tuple[sp.Expr, ...], grad: list[sp.Expr], p: Parametrizati
     return worst if good >= 4 else float("inf")
 
 
+def _check_orbit_flow(flow: tuple[sp.Expr, ...], grad: list[sp.Expr], p: Parametrization, seed: int) -> float:
+    """max relative |φ^t(x0) − x(t)| with x(t) from mpmath's Taylor-series ODE solver (independent of
+    the orbit's quadrature), at a few t of both signs, in mpmath at 30 digits."""
+    rnd = random.Random(seed)
+    sub = p.numeric()
+    x0 = [v.xreplace(sub) for v in p.x0]
+    fn = sp.lambdify([T], [c.xreplace(sub).xreplace(dict(zip(p.variables, x0))) for c in flow], modules="mpmath")
+    gfn = sp.lambdify(p.variables, [g.xreplace(sub) for g in grad], modules="mpmath")
+    worst = 0.0
+    with mp.workdps(30):
+        start = [mp.mpf(sp.N(v, 40)) for v in x0]
+        for sign in (1, -1):
+            ode = mp.odefun(lambda t, y, s=sign: [s * v for v in gfn(*y)], 0, start)
+            for _ in range(2):
+                t = mp.mpf(rnd.uniform(0.005, 0.03))
+                ref = ode(t)
+                got = [mp.mpmathify(v) for v in fn(sign * t)]
+                worst = max(worst, float(max(abs(a - b) for a, b in zip(got, ref)) / (1 + max(abs(v) for v in ref))))
+    return worst
+
+
 def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> FlowsResult:
     """The flow φ^t_i of every component, by the first strategy that applies to its block."""
     budget = budget or Budget(60)
@@ -158,6 +185,7 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
     blks = blocks(p.G, p.variables)
     result: list[Flow | None] = [None] * p.d
     families: list[QuadraticFamily | None] = []
+    orbits: list[Orbit | None] = []
     cache = BlockCache()  # identical coordinates (up to names) are solved once
     for blk in blks:
         xs = [p.variables[k] for k in blk.x_indices]
@@ -166,6 +194,7 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
             projs, lams = joint_eigenbasis(mats, seed)
             fam = QuadraticFamily(blk, tuple(projs), tuple(lams))
             families.append(fam)
+            orbits.append(None)
             xb = sp.Matrix(xs)
             for pos, i in enumerate(blk.g_indices):
                 moved = sum((sp.exp(lam[pos] * T) * (P * xb) for P, lam in zip(projs, lams)), sp.zeros(len(xs), 1))
@@ -175,6 +204,17 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
                 result[i] = Flow(i, tuple(phi), "quadratic family (joint eigenbasis)", 0.0)
             continue
         families.append(None)
+        orbit = _orbit_of(p, blk, len(orbits) + 1)
+        orbits.append(orbit)
+        if orbit is not None:
+            (i,) = blk.g_indices
+            xs_b = [p.variables[k] for k in blk.x_indices]
+            sig = orbit.point(T, xs_b)
+            phi = list(p.variables)
+            for k, v in zip(blk.x_indices, orbit.curve(sig, xs_b)):
+                phi[k] = v
+            result[i] = Flow(i, tuple(phi), f"monomial orbit (σ = {xs_b[orbit.m]}, t = T(σ) by quadrature)", 0.0)
+            continue
         for i in blk.g_indices:
             phi, methods = list(p.variables), set()
             for k in blk.x_indices:
@@ -194,8 +234,21 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
     checked = []
     for fl in result:
         grad = [sp.diff(p.G[fl.index], v) for v in p.variables]
-        res = _check_flow(fl.phi, grad, p, seed + fl.index)
+        check = _check_orbit_flow if fl.method.startswith("monomial orbit") else _check_flow
+        res = check(fl.phi, grad, p, seed + fl.index)
         if not res < 1e-20:
             raise FlowUnavailable(f"the flow of ∇G_{fl.index + 1} ({fl.method}) fails its ODE check: residual {res:.3g}")
         checked.append(dataclasses.replace(fl, residual=res))
-    return FlowsResult(tuple(checked), blks, tuple(families), time.perf_counter() - t0)
+    return FlowsResult(tuple(checked), blks, tuple(families), time.perf_counter() - t0, tuple(orbits))
+
+
+def _orbit_of(p: Parametrization, blk: Block, index: int) -> Orbit | None:
+    """The monomial orbit of a one-component block whose flow couples its coordinates, else None."""
+    if len(blk.g_indices) != 1 or len(blk.x_indices) < 2:
+        return None
+    xs = [p.variables[k] for k in blk.x_indices]
+    g = p.G[blk.g_indices[0]]
+    if all(not (sp.diff(g, x).free_symbols & (set(xs) - {x})) for x in xs):
+        return None  # decoupled: the scalar strategy gives closed forms
+    x0 = {x: p.x0[k].xreplace(dict(p.defaults)) for x, k in zip(xs, blk.x_indices)}
+    return monomial_orbit(g, xs, x0, index)

@@ -17,6 +17,13 @@ at sample ν on both sides of 0 (``methods``):
 A piece none of these inverts — and a block that does not split — is *implicit*: R is then the
 parametric pair w = ∇Q(µ), R = ⟨µ, ∇Q(µ)⟩ − Q(µ), evaluated by a numerical solve.
 
+A monomial-orbit block (:mod:`._orbit`) is parametric in the curve parameter σ instead, and needs no
+solve in µ: with σ_w(w) the σ where G(x(σ)) = w (a monotone scalar root),
+
+    ∇R(w) = T(σ_w(w)),   R(w) = w T(σ_w(w)) − Q(σ_w(w)),   ∇²R(w) = 1/|∇G(x(σ_w(w)))|²;
+
+it is implicit too (T is a quadrature), with these formulas (``orbit`` set, ``r`` not None).
+
 >>> import sympy as sp
 >>> nu, s = sp.symbols("mu1 w1", real=True)
 >>> a = sp.Symbol("alpha", positive=True)
@@ -39,6 +46,7 @@ from ._budget import Budget, attempt
 from ._errors import DomainError
 from ._inverse import peel_inverse
 from ._numeric import BlockCache, mp_function, realify, sample_interval, to_mpf
+from ._orbit import Orbit
 from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
 from ._structure import Block
@@ -66,9 +74,16 @@ class ScalarPiece:
     method: str
     assumptions: tuple[str, ...] = ()
     attempts: tuple[str, ...] = ()
+    orbit: Orbit | None = None
 
     @property
     def closed(self) -> bool:
+        """r is a closed form (an orbit piece's formulas contain a quadrature and a root: not closed)."""
+        return self.r is not None and self.orbit is None
+
+    @property
+    def has_formulas(self) -> bool:
+        """r, r', r'' are formulas to evaluate (closed, or an orbit piece's)."""
         return self.r is not None
 
 
@@ -415,7 +430,9 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
         idx = bp.block.g_indices
         k = len(idx)
         split = _quadratic_split(bp) if bp.terms is not None else None
-        if split is not None:
+        if bp.orbit is not None:
+            out.append(LegendreBlock(bp.block, bp, sp.eye(1), (_orbit_piece(p, bp, values),)))
+        elif split is not None:
             L, qs = split
             identity = L == sp.eye(k)
             pieces = []
@@ -438,6 +455,32 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
         else:
             out.append(LegendreBlock(bp.block, bp, None, None))
     return LegendreResult(tuple(out), time.perf_counter() - t0)
+
+
+def _orbit_piece(p: Parametrization, bp: BlockPotential, values: Mapping) -> ScalarPiece:
+    """The parametric piece of a monomial-orbit block (module docstring), round-trip checked."""
+    orbit = bp.orbit
+    (i,) = bp.block.g_indices
+    nu, s = p.mu[i], p.w[i]
+    x0 = [p.x0[k] for k in bp.block.x_indices]
+    sig_w = orbit.output(s, x0)
+    dr = orbit.time(sig_w, x0)
+    n_m = orbit.exponents[orbit.m]
+    r = s * dr - (sig_w - x0[orbit.m]) * (sig_w + x0[orbit.m]) / (2 * n_m)
+    ddr = 1 / orbit.speed2(sig_w, x0)
+    ddq = orbit.speed2(orbit.point(nu, x0), x0)
+    if orbit.crossing:
+        dom = (-sp.oo, sp.oo)
+    else:
+        w0 = sp.N(orbit.G(x0).xreplace(dict(values)), 30)
+        dom = (sp.S.Zero, sp.oo) if w0 > 0 else (-sp.oo, sp.S.Zero)
+    method = (f"orbit parametrization: σ = {orbit.variables[orbit.m]}, ∇R(w) = T(σ_w(w)) with T a quadrature "
+              "and σ_w a monotone root")
+    pc = ScalarPiece(nu, s, bp.Q, bp.grad[0], ddq, tuple(bp.U[0]), dom, r, dr, ddr, method, (), (
+        "closed forms: T(σ) is an elliptic (or hyperelliptic) integral, not elementary",), orbit)
+    if not _round_trip_ok(pc.dq, pc.dr, nu, s, pc.U, values, dps=30):
+        raise ArithmeticError(f"{p.name}: the orbit piece of w{i + 1} fails its round trip ∇R(∇Q(µ)) = µ")
+    return pc
 
 
 # --- numerical evaluation (mpmath), closed or implicit ---------------------------------------------
@@ -474,7 +517,7 @@ class NumericPotential:
                     f["q"] = mp_function([pc.nu], pc.q, self.values)
                     f["dq"] = mp_function([pc.nu], pc.dq, self.values)
                     f["ddq"] = mp_function([pc.nu], pc.ddq, self.values)
-                    if pc.closed:
+                    if pc.has_formulas:
                         f["r"] = mp_function([pc.s], pc.r, self.values)
                         f["dr"] = mp_function([pc.s], pc.dr, self.values)
                         f["ddr"] = mp_function([pc.s], pc.ddr, self.values)
@@ -507,7 +550,7 @@ class NumericPotential:
     def _piece_values(self, f, s):
         """(ν, r(s), r''(s)) for one piece at s."""
         pc = f["pc"]
-        if pc.closed:
+        if pc.has_formulas:
             lo, hi = f["dom"]
             if not lo < s < hi:
                 raise DomainError(f"{pc.s} = {mp.nstr(s, 8)} is outside dom R, which needs {pc.dom[0]} < {pc.s} < {pc.dom[1]}")

@@ -384,6 +384,8 @@ class Printer:
             s, own = self._pow(e)
         elif e.is_Symbol:
             s, own = e.name, 3
+        elif hasattr(e, "array_code"):  # a function with its own array implementation (._orbit)
+            s, own = e.array_code(self), 3
         elif isinstance(e, sp.Function):
             s, own = f"{self.backend.call(type(e).__name__)}({', '.join(self._p(a) for a in e.args)})", 3
         else:
@@ -505,6 +507,25 @@ class JointSolve:
 
 
 @dataclasses.dataclass(frozen=True)
+class OrbitSolve:
+    """σ = σ_w(s) and ν = T(σ) of a monomial-orbit piece (:mod:`._orbit`): ``call(name, arg)`` is the
+    orbit function ``name`` applied to ``arg`` (a sympy expression the printer turns into code)."""
+
+    sig: sp.Symbol
+    nu: sp.Symbol
+    s: sp.Symbol
+    orbit: object
+    x0: tuple[sp.Expr, ...]
+    index: int
+
+    def output(self) -> sp.Expr:
+        return self.orbit.output(self.s, self.x0)
+
+    def time(self) -> sp.Expr:
+        return self.orbit.time(self.sig, self.x0)
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """The generated functions as stabilised sympy formulas, for any array backend.
 
@@ -518,7 +539,7 @@ class Plan:
     d: Derivation
     defs: tuple[tuple[sp.Symbol, sp.Expr], ...]
     checks: tuple[tuple[sp.Symbol, sp.Expr, sp.Expr, str], ...]
-    solves: tuple[ScalarSolve | JointSolve, ...]
+    solves: tuple[ScalarSolve | JointSolve | OrbitSolve, ...]
     R: sp.Expr
     grad_R: tuple[sp.Expr, ...]
     hess_R: tuple[tuple[sp.Expr, ...], ...]
@@ -541,6 +562,8 @@ def plan(d: Derivation) -> Plan:
     rejected: list[str] = []
 
     def rewrite(e, variables):
+        if any(hasattr(a, "array_code") for a in sp.preorder_traversal(e)):
+            return e  # orbit functions are opaque to the rewrites (and their mpmath checks costly)
         rw = Rewriter(variables, values)
         out = rw(e)
         rejected.extend(rw.rejected)
@@ -575,7 +598,15 @@ def plan(d: Derivation) -> Plan:
                 defs.append((s, sw))
             if _finite(pc.dom[0]) or _finite(pc.dom[1]):
                 checks.append((s, pc.dom[0], pc.dom[1], sp.sstr(sw)))
-            if pc.closed:
+            if pc.orbit is not None:
+                sig, nu = sp.Symbol(f"_sig{j}", real=True), sp.Symbol(f"_nu{j}", real=True)
+                x0 = tuple(p.x0[k] for k in blk.block.x_indices)
+                solves.append(OrbitSolve(sig, nu, s, pc.orbit, x0, j))
+                orb = pc.orbit
+                # R = sν − Q(σ): stationary in ν, as for the other implicit pieces
+                r = s * nu - (sig - x0[orb.m]) * (sig + x0[orb.m]) / (2 * orb.exponents[orb.m])
+                dr, ddr = nu, rewrite(1 / orb.speed2(sig, x0), {sig: orb.sigma_range(x0, values)})
+            elif pc.closed:
                 r, dr, ddr = _closed_piece(pc, s, j, defs, values, rewrite)
             else:
                 var = sp.Symbol(f"_v{j}", real=True)
@@ -763,7 +794,11 @@ class ModuleWriter:
 
     def helpers(self) -> str:
         src = _HELPERS
-        if self.plan.solves:
+        if any(isinstance(sv, OrbitSolve) for sv in self.plan.solves):
+            from ._orbit import NUMPY_ORBIT_SOURCE
+
+            src += "\n" + NUMPY_ORBIT_SOURCE.rstrip("\n") + "\n"
+        if any(not isinstance(sv, OrbitSolve) for sv in self.plan.solves):
             from ._solvers import solver_source
 
             src += "\n\n" + solver_source().strip("\n") + "\n"
@@ -885,6 +920,8 @@ class ModuleWriter:
         out = [*self.header(), "", *self.imports(), "", f"RECIPE = {p.name!r}", f"MIRRORSYM_VERSION = {__version__!r}",
                f"PARAMETERS = {params}", f"DIM = {p.d}", "", self.helpers().strip("\n"), "", ""]
         for sv in pl.solves:
+            if isinstance(sv, OrbitSolve):
+                continue
             if isinstance(sv, ScalarSolve):
                 for name, e in (("dq", sv.dq), ("ddq", sv.ddq)):
                     out += self._helper_function(f"_{name}{sv.index}", sv.var.name, [sv.var], [e], "scalar")
@@ -959,10 +996,13 @@ class ModuleWriter:
         need = set().union(*(e.free_symbols for e in exprs)) | {c[0] for c in pl.checks}
         solves = []
         for sv in reversed(pl.solves):  # solves depend on defs and w only
-            produced = {sv.nu, sv.h} if isinstance(sv, ScalarSolve) else set(sv.mus) | {h for row in sv.H for h in row}
+            produced = ({sv.nu, sv.h} if isinstance(sv, ScalarSolve) else {sv.sig, sv.nu} if isinstance(sv, OrbitSolve)
+                        else set(sv.mus) | {h for row in sv.H for h in row})
             if produced & need:
                 solves.insert(0, sv)
-                need |= {sv.s} if isinstance(sv, ScalarSolve) else set(sv.ws)
+                need |= set(sv.ws) if isinstance(sv, JointSolve) else {sv.s}
+                if isinstance(sv, OrbitSolve):
+                    need.add(sv.sig)
         defs = [(s, e) for s, e in pl.defs if s in need]
         for _s, e in defs:
             need |= e.free_symbols
@@ -981,7 +1021,14 @@ class ModuleWriter:
             arrays.add(s)
             checks({s})
         for sv in solves:
-            if isinstance(sv, ScalarSolve):
+            if isinstance(sv, OrbitSolve):
+                pr = self._printer(arrays)
+                lines.append(f"    {sv.sig.name} = {pr.doprint(sv.output())}")
+                arrays.add(sv.sig)
+                if sv.nu in need:  # ∇²R needs σ only; the quadrature T(σ) is for R and ∇R
+                    lines.append(f"    {sv.nu.name} = {self._printer(arrays).doprint(sv.time())}")
+                    arrays.add(sv.nu)
+            elif isinstance(sv, ScalarSolve):
                 lines += ["    " + line for line in self.scalar_solve(sv, self._kw)]
                 if sv.h in need:  # only ∇²R needs q''(ν)
                     lines += ["    " + line for line in self.scalar_curvature(sv, self._kw)]

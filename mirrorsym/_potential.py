@@ -2,6 +2,8 @@
 
 * Quadratic family: Q(µ) = ¼ Σ_k c_k² (exp(2⟨λ_k, µ⟩) − 1) with c_k² = x0ᵀ P_k x0 (MATH.md §6);
   U = R^d.
+* Monomial orbit (:mod:`._orbit`): Q = (σ(µ)² − x_m0²)/(2 n_m) exactly, σ(µ) the curve parameter at
+  dual time µ; U = (T(σ_lo), T(σ_hi)) over the σ-range of the orbit (±∞ where T diverges).
 * Otherwise Q is integrated along the coordinate path 0 → µ_1 e_1 → … → µ, each 1-D antiderivative
   under a budget, and U is the box of µ around 0 bounded by the nearest real zeros of the bases of
   ψ's negative and fractional powers (where a flow blows up in finite time, e.g. µ < α^{2−L}/(L(L−2))
@@ -28,6 +30,7 @@ import sympy as sp
 from ._budget import Budget, attempt
 from ._flows import FlowsResult, FlowUnavailable
 from ._numeric import BlockCache, mp_function, realify
+from ._orbit import Orbit
 from ._parametrization import Parametrization
 from ._psi import PsiResult
 from ._structure import Block
@@ -46,6 +49,7 @@ class BlockPotential:
     U: tuple[tuple[sp.Expr, sp.Expr], ...]
     terms: tuple[tuple[sp.Expr, tuple[sp.Expr, ...]], ...] | None
     method: str
+    orbit: Orbit | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +183,11 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
     mu = p.mu
     cache = BlockCache()  # identical blocks (up to names) are integrated once
     out = []
-    for blk, fam in zip(fl.blocks, fl.quadratic):
+    orbits = fl.orbits or (None,) * len(fl.blocks)
+    for blk, fam, orbit in zip(fl.blocks, fl.quadratic, orbits):
+        if orbit is not None:
+            out.append(_orbit_potential(p, blk, orbit))
+            continue
         if fam is not None:
             x0b = sp.Matrix([p.x0[k] for k in blk.x_indices])
             terms = []
@@ -218,3 +226,26 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
                   for i in blk.g_indices)
         out.append(BlockPotential(blk, Q, grad, U, None, "integrated along coordinate paths"))
     return PotentialResult(tuple(out), time.perf_counter() - t0)
+
+
+def _orbit_potential(p: Parametrization, blk: Block, orbit: Orbit) -> BlockPotential:
+    """Q, ∇Q and U of a monomial-orbit block, explicit in σ(µ) (see :mod:`._orbit`)."""
+    (i,) = blk.g_indices
+    mu = p.mu[i]
+    x0 = [p.x0[k] for k in blk.x_indices]
+    n_m = orbit.exponents[orbit.m]
+    sig = orbit.point(mu, x0)
+    Q = (sig - x0[orbit.m]) * (sig + x0[orbit.m]) / (2 * n_m)  # factored: no cancellation near µ = 0
+    grad = (orbit.G(orbit.curve(sig, x0)),)
+    ends = []
+    values = dict(p.defaults)
+    lo, hi = orbit.sigma_range(x0, values)
+    for end in (lo, hi):
+        if end == 0:  # T diverges where ∂_m G vanishes: µ → ∓∞
+            rate = sp.N(orbit.rate(x0[orbit.m], x0).xreplace(values) * x0[orbit.m].xreplace(values), 30)
+            ends.append(-sp.oo if rate > 0 else sp.oo)
+        else:
+            ends.append(orbit.time(end, x0))
+    ends.sort(key=lambda e: float(sp.N(e.xreplace(values), 20)))
+    return BlockPotential(blk, Q, grad, (tuple(ends),), None,
+                          f"along the orbit: Q = (σ² − {sp.sstr(x0[orbit.m])}²)/{2 * n_m}, µ = T(σ)", orbit)
