@@ -5,10 +5,19 @@ An implicit piece solves q'(ν) = s in float64 numpy on values detached from the
 ``jax.pure_callback`` under JAX), then takes two Newton steps ν ← ν − (q'(ν) − s)/q''(ν) in the
 framework. At the solution those steps change nothing, but their derivatives are exact to second
 order: dν/ds = 1/q''(ν) and d²ν/ds² = −q'''/q''³, so autodiff gives ∇R and ∇²R of R = sν − q(ν).
-Joint (non-separable) blocks are not exported yet.
+
+A joint (non-separable) block is done the same way in its d_b dimensions: µ_b = argmin Q_b(µ) − ⟨µ, w_b⟩
+by the numpy damped Newton ``_convex_newton`` on detached values, then two Newton steps
+µ ← µ − ∇²Q_b(µ)⁻¹(∇Q_b(µ) − w_b) in the framework (a batched linear solve). The Newton map's
+derivative in µ vanishes at the root, so the error left is O(|δw|²) after the first step and
+O(|δw|⁴) after the second: autodiff gives dµ/dw = ∇²Q_b(µ)⁻¹ and d²µ/dw² exactly, hence ∇R = µ and
+∇²R of R = ⟨µ, w⟩ − Q(µ); hess_R, the framework's inverse of ∇²Q_b(µ), differentiates to ∇³R. The
+steps serve the derivatives only: µ = µ_solver + (µ_newton − stop_gradient(µ_newton)) has the solver's
+value exactly, since ∇Q_b(µ) − w_b loses digits next to w0 = ∇Q_b(0) where the solver need not.
 
 Inputs keep their dtype (enable ``jax_enable_x64`` for float64 under JAX). Under PyTorch a point
-outside dom R raises ValueError as in numpy; under JAX (which may be tracing) it gives NaN.
+outside dom R raises ValueError as in numpy; under JAX (which may be tracing) it gives NaN (for a
+joint block, in the rows of the batch that are outside dom R).
 
 >>> import mirrorsym
 >>> d = mirrorsym.derive(mirrorsym.load_recipe(mirrorsym.find_recipe("egu")))
@@ -19,7 +28,7 @@ True
 from __future__ import annotations
 
 from ._derivation import Derivation
-from ._numpy_export import NUMPY, Backend, JointSolve, ModuleWriter, Printer, ScalarSolve, cse_code, plan
+from ._numpy_export import NUMPY, Backend, JointSolve, ModuleWriter, OrbitSolve, Printer, ScalarSolve, cse_code, plan
 
 __all__ = ["jax_module", "torch_module"]
 
@@ -64,13 +73,16 @@ def _points(a, name):
 
 
 class _ArrayWriter(ModuleWriter):
-    """Shared by the JAX and torch writers: numpy solvers for the detached solve."""
+    """Shared by the JAX and torch writers: numpy solvers for the detached solve, framework Newton steps."""
+
+    #: the detached joint solve gives NaN in the rows outside dom R instead of raising (JAX: tracing)
+    nan_outside = False
 
     def __init__(self, pl):
         super().__init__(pl)
-        if any(isinstance(sv, JointSolve) for sv in pl.solves):
-            raise NotImplementedError(f"{self.p.name}: the {self.library} export of a joint (non-separable) implicit "
-                                      "block is not available yet; use the numpy module")
+        if any(isinstance(sv, OrbitSolve) for sv in pl.solves):
+            raise NotImplementedError(f"{self.p.name}: the {self.library} export of a monomial-orbit block (its "
+                                      "quadrature T(σ)) is not available yet; use the numpy module")
 
     def scalar_curvature(self, sv, kw: str) -> list[str]:
         # differentiable through ν (the framework's Newton steps make ν exact to first order)
@@ -80,29 +92,87 @@ class _ArrayWriter(ModuleWriter):
         return []
 
     def numpy_solvers(self) -> str:
-        """The numpy solver, and numpy versions of q' and q'' for it, of every implicit piece."""
+        """The numpy solvers, with numpy versions of q' and q'' (scalar pieces) or of Q_b, ∇Q_b and
+        ∇²Q_b (joint blocks) for them, of every implicit piece."""
         from ._solvers import solver_source
 
         if not self.plan.solves:
             return ""
         out = [solver_source().strip("\n"), ""]
         sig = "".join(f", {q.name}" for q in self.p.parameters)
+        kw = "".join(f", {q.name}=float({q.name})" for q in self.p.parameters)
         for sv in self.plan.solves:
+            if isinstance(sv, JointSolve):
+                out += ["", *self._numpy_joint(sv, sig, kw)]
+                continue
             for name, e in (("dq", sv.dq), ("ddq", sv.ddq)):
                 lines, (res,) = cse_code([e], {sv.var}, NUMPY)
                 out += ["", f"def _np_{name}{sv.index}({sv.var.name}{', *' if sig else ''}{sig}):",
                         *["    " + line for line in lines], f"    return {res}", ""]
-            kw = "".join(f", {q.name}=float({q.name})" for q in self.p.parameters)
             pr = Printer(NUMPY)
             out += ["", f"def _solve{sv.index}(s{sig}):",
                     f"    return _scalar_inverse(lambda v: _np_dq{sv.index}(v{kw}), lambda v: _np_ddq{sv.index}(v{kw}), "
                     f"np.asarray(s, dtype=float), float({pr.doprint(sv.lo)}), float({pr.doprint(sv.hi)})).astype(np.asarray(s).dtype)", ""]
         return "\n".join(out) + "\n"
 
+    def _numpy_joint(self, js: JointSolve, sig: str, kw: str) -> list[str]:
+        """``_np_Q<b>``, ``_np_gradQ<b>``, ``_np_hessQ<b>`` (the numpy module's ``_Q<b>``, ``_gradQ<b>``,
+        ``_hessQ<b>``) and ``_joint<b>(w, *parameters)``: µ_b for a batch of w_b, solved in float64
+        numpy and returned in w's dtype."""
+        b, npw = js.index, ModuleWriter(self.plan)
+        out = [*npw._helper_function(f"_np_Q{b}", "m", js.vars, [js.Q], "value"),
+               *npw._helper_function(f"_np_gradQ{b}", "m", js.vars, list(js.grad), "vector"),
+               *npw._helper_function(f"_np_hessQ{b}", "m", js.vars, [e for row in js.hess for e in row], "matrix")]
+        fns = ", ".join(f"lambda m: _np_{f}{b}(m{kw})" for f in ("Q", "gradQ", "hessQ"))
+        out += [f"def _joint{b}(w{sig}):",
+                f'    """µ minimising Q_{b}(µ) − <µ, w> per row of w (float64 numpy, on detached values)."""',
+                "    x = np.asarray(w, dtype=float)"]
+        if not self.nan_outside:
+            return out + [f"    return _convex_newton({fns}, x).astype(np.asarray(w).dtype)", "", ""]
+        return out + ["    try:",
+                      f"        mu = _convex_newton({fns}, x)",
+                      "    except ValueError:  # a row outside dom R: NaN there, the other rows one by one",
+                      "        rows = x.reshape(-1, x.shape[-1])",
+                      "        mu = np.full(rows.shape, np.nan)",
+                      "        for k in range(rows.shape[0]):",
+                      "            try:",
+                      f"                mu[k] = _convex_newton({fns}, rows[k:k + 1])[0]",
+                      "            except ValueError:",
+                      "                pass",
+                      "        mu = mu.reshape(x.shape)",
+                      "    return mu.astype(np.asarray(w).dtype)", "", ""]
+
     def newton(self, sv: ScalarSolve, kw: str) -> list[str]:
         nu, s = sv.nu.name, sv.s.name
         # two steps from the detached root: exact first and second derivatives (module docstring)
         return ["for _ in range(2):", f"    {nu} = {nu} - (_dq{sv.index}({nu}{kw}) - {s}) / _ddq{sv.index}({nu}{kw})"]
+
+    def detached_joint(self, js: JointSolve, wb: str) -> str:
+        """The expression for µ_b solved on the detached values of the array ``wb`` (no gradient)."""
+        raise NotImplementedError
+
+    def stop_gradient(self, x: str) -> str:
+        raise NotImplementedError
+
+    def joint_solve(self, js: JointSolve, kw: str, need_H: bool) -> list[str]:
+        b, ns = js.index, self.backend.ns
+        wb, mu, nw = f"_w{b}", f"_mu{b}", f"_newton{b}"
+        # two steps from the detached minimiser: exact first and second derivatives (module docstring).
+        # Their value is only for the derivatives: ∇Q_b(µ) − w_b cancels next to w0, where the numpy
+        # solver may do better, so µ keeps the solver's value exactly (x − x = 0 in floats)
+        return [f"{wb} = {self.stack([w.name for w in js.ws], -1)}", f"{mu} = {self.detached_joint(js, wb)}",
+                f"{nw} = {mu}", "for _ in range(2):",
+                f"    {nw} = {nw} - {ns}.linalg.solve(_hessQ{b}({nw}{kw}), (_gradQ{b}({nw}{kw}) - {wb})[..., None])[..., 0]",
+                f"{mu} = {mu} + ({nw} - {self.stop_gradient(nw)})",
+                *[f"{m.name} = {mu}[..., {a}]" for a, m in enumerate(js.mus)],
+                *self._joint_curvature(js, kw, need_H)]
+
+    def _joint_curvature(self, js: JointSolve, kw: str, need_H: bool) -> list[str]:
+        b = js.index
+        if not need_H:
+            return []
+        return [f"_H{b} = {self.backend.ns}.linalg.inv(_hessQ{b}(_mu{b}{kw}))",
+                *[f"{h.name} = _H{b}[..., {a}, {c}]" for a, row in enumerate(js.H) for c, h in enumerate(row)]]
 
 
 class TorchWriter(_ArrayWriter):
@@ -119,10 +189,21 @@ class TorchWriter(_ArrayWriter):
         conv = "".join(f"\n    {q.name} = torch.as_tensor({q.name}, dtype={var}.dtype)" for q in self.p.parameters)
         return f'{var} = _points({var}, "{var}"){conv}'
 
+    def _detached_parameters(self) -> str:
+        # take() made each parameter a tensor, which may require grad (the Newton steps differentiate in it)
+        return "".join(f", float({q.name}.detach())" for q in self.p.parameters)
+
     def scalar_solve(self, sv: ScalarSolve, kw: str) -> list[str]:
-        s, params = sv.s.name, "".join(f", float({q.name})" for q in self.p.parameters)
+        s, params = sv.s.name, self._detached_parameters()
         return [f"{sv.nu.name} = torch.as_tensor(_solve{sv.index}({s}.detach().cpu().numpy(){params}), dtype={s}.dtype)",
                 *self.newton(sv, kw)]
+
+    def detached_joint(self, js: JointSolve, wb: str) -> str:
+        params = self._detached_parameters()
+        return f"torch.as_tensor(_joint{js.index}({wb}.detach().cpu().numpy(){params}), dtype={wb}.dtype)"
+
+    def stop_gradient(self, x: str) -> str:
+        return f"{x}.detach()"
 
     def stack(self, items, axis: int) -> str:
         return f"torch.stack([{', '.join(items)}], dim={axis})"
@@ -139,6 +220,7 @@ class TorchWriter(_ArrayWriter):
 class JaxWriter(_ArrayWriter):
     backend = JAX
     library = "JAX"
+    nan_outside = True
 
     def imports(self) -> list[str]:
         return ["import jax", "import jax.numpy as jnp", "import numpy as np"]
@@ -154,6 +236,14 @@ class JaxWriter(_ArrayWriter):
         params = "".join(f", jax.lax.stop_gradient(jnp.asarray({q.name}, {s}.dtype))" for q in self.p.parameters)
         return [f"{sv.nu.name} = jax.pure_callback(_solve{sv.index}, jax.ShapeDtypeStruct({s}.shape, {s}.dtype), "
                 f"jax.lax.stop_gradient({s}){params}, vmap_method='sequential')", *self.newton(sv, kw)]
+
+    def detached_joint(self, js: JointSolve, wb: str) -> str:
+        params = "".join(f", jax.lax.stop_gradient(jnp.asarray({q.name}, {wb}.dtype))" for q in self.p.parameters)
+        return (f"jax.pure_callback(_joint{js.index}, jax.ShapeDtypeStruct({wb}.shape, {wb}.dtype), "
+                f"jax.lax.stop_gradient({wb}){params}, vmap_method='sequential')")
+
+    def stop_gradient(self, x: str) -> str:
+        return f"jax.lax.stop_gradient({x})"
 
     def _asarray(self, name: str) -> str:
         return f"jnp.asarray({name}, dtype=mu.dtype)"

@@ -114,6 +114,11 @@ def _summary(d, dim: int | None = None) -> list[str]:
         lines.append(f"  ∇R(w)  = ({', '.join(str(g) for g in d.grad_R)})")
     else:
         lines.append("  R(w)   = <µ, w> − Q(µ) with ∇Q(µ) = w  (implicit: no usable closed-form inverse of ∇Q)")
+        for b in d.legendre.blocks:
+            for pc in b.pieces or ():
+                if pc.orbit is not None:
+                    lines.append(f"  ∇R({pc.s}) = {pc.dr}  (T: a quadrature along the orbit, σ = "
+                                 f"{pc.orbit.variables[pc.orbit.m]})")
     dom = d.domain()
     lines.append("  U      = " + ", ".join(f"{u.coordinate} ∈ ({u.lo}, {u.hi})" for u in dom["U"]))
     lines.append("  dom R  = " + ", ".join(f"{u.coordinate} ∈ ({u.lo}, {u.hi})" if u.lo is not None else

@@ -117,7 +117,7 @@ def to_json(d: Derivation, timings: bool = False, dim: int | None = None) -> dic
                           "parts": [{"nu": pc.nu.name, "s": pc.s.name, "q": _s(pc.q), "dq": _s(pc.dq),
                                      "U": _interval(*pc.U), "dom": _interval(*pc.dom), "r": _s(pc.r), "dr": _s(pc.dr),
                                      "ddr": _s(pc.ddr), "method": pc.method, "assumptions": list(pc.assumptions),
-                                     "attempts": list(pc.attempts)} for pc in b.pieces]})
+                                     "attempts": list(pc.attempts), **_orbit(pc, b, p)} for pc in b.pieces]})
         doc["pieces"].append(entry)
     if not d.closed_form:
         mu = sp.Matrix(p.mu)
@@ -146,3 +146,20 @@ def to_json(d: Derivation, timings: bool = False, dim: int | None = None) -> dic
 
 def dumps(d: Derivation, timings: bool = False, dim: int | None = None) -> str:
     return json.dumps(to_json(d, timings, dim), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _orbit(pc, b, p) -> dict:
+    """The orbit representation of a monomial-orbit piece (see mirrorsym._orbit), else nothing."""
+    orb = pc.orbit
+    if orb is None:
+        return {}
+    x0 = [p.x0[k] for k in b.block.x_indices]
+    sig = sp.Symbol("sigma", real=True)
+    return {"orbit": {
+        "parameter": orb.variables[orb.m].name,
+        "x_of_sigma": [_s(e) for e in orb.curve(sig, x0)],
+        "T": _s(orb.time_integral(sig, x0)),
+        "crosses_zero": orb.crossing,
+        "statement": "sigma(mu) = T^-1(mu), sigma_w(w) solves G(x(sigma)) = w; "
+                     "grad R(w) = T(sigma_w(w)), R(w) = w T(sigma_w(w)) - Q(sigma_w(w))",
+    }}

@@ -316,6 +316,7 @@ def _body(d: Derivation) -> list[str]:
         out += _align(_vector_rows(r"w(\mu)", d.grad_Q) + _rows(r"R\bigl(w(\mu)\bigr)", sp.expand(R_mu))
                       + _rows(r"\nabla R\bigl(w(\mu)\bigr)", _vec(p.mu))
                       + _rows(r"\nabla^2 R\bigl(w(\mu)\bigr)", r"\nabla^2 Q(\mu)^{-1}"))
+        out += _orbit_paragraphs(d)
         why = [a for b in d.legendre.blocks if b.pieces for pc in b.pieces for a in pc.attempts]
         if why:
             out.append("Tried: " + _text("; ".join(why)) + ".")
@@ -392,3 +393,37 @@ def html_summary(d: Derivation) -> str:
                    for k, val in rows)
     return (f"<div><b>{html.escape(p.title or p.name)}</b>: {html.escape(d.status.value)}"
             f"<table>{body}</table></div>")
+
+
+def _orbit_paragraphs(d) -> list[str]:
+    """The orbit form of each monomial-orbit piece: x(σ), T(σ) as its integral, and R through σ_w."""
+    p = d.parametrization
+    out = []
+    for b in d.legendre.blocks:
+        for pc in b.pieces or ():
+            orb = pc.orbit
+            if orb is None:
+                continue
+            x0 = [p.x0[k] for k in b.block.x_indices]
+            sig = sp.Symbol("sigma", real=True)
+            k = orb.index
+            name = latex(orb.variables[orb.m])
+            out.append(rf"\paragraph{{Orbit of $G_{{{pc.s.name[1:]}}}$.}} Along the flow $x_k^2/n_k - x_j^2/n_j$ is conserved; "
+                       rf"with the curve parameter $\sigma = {name}$ and $T_{{{k}}}(\sigma)$ the time the flow takes to reach it "
+                       rf"(a quadrature), $\sigma_{{{k}}} = T_{{{k}}}^{{-1}}$ and $\sigma^{{w}}_{{{k}}}(w)$ the root of "
+                       rf"$G(x(\sigma)) = w$:")
+            rows = _vector_rows(r"x(\sigma)", orb.curve(sig, x0)) + _rows(rf"T_{{{k}}}(\sigma)", orb.time_integral(sig, x0))
+            carlson = orb.carlson(sig, x0)
+            if carlson is not None:
+                rows += _rows("", carlson)
+            w = pc.s
+            sw = orb.output(w, x0)
+            at = rf"\Big|_{{\sigma = {latex(sw)}}}"
+            rows += _rows(rf"\nabla R({latex(w)})", orb.time(sw, x0))
+            rows += _rows(rf"\nabla^2 R({latex(w)})", r"\frac{1}{|\nabla G(x(\sigma))|^2}" + at)
+            rows += _rows(r"|\nabla G(x(\sigma))|^2", sp.expand(orb.speed2(sig, x0)))
+            out += _align(rows)
+            if carlson is not None:
+                out.append(r"(the second form, with Carlson's $R_F(a, b, c) = \tfrac12\int_0^\infty dt/\sqrt{(t+a)(t+b)(t+c)}$, "
+                           rf"holds for $\sigma$ of the sign of ${latex(x0[orb.m])}$.)")
+    return out

@@ -1022,12 +1022,13 @@ class ModuleWriter:
             checks({s})
         for sv in solves:
             if isinstance(sv, OrbitSolve):
-                pr = self._printer(arrays)
-                lines.append(f"    {sv.sig.name} = {pr.doprint(sv.output())}")
-                arrays.add(sv.sig)
+                call = self._printer(arrays).doprint(sv.output())
                 if sv.nu in need:  # ∇²R needs σ only; the quadrature T(σ) is for R and ∇R
-                    lines.append(f"    {sv.nu.name} = {self._printer(arrays).doprint(sv.time())}")
-                    arrays.add(sv.nu)
+                    call = call.replace("_orbit_output(", "_orbit_gradient(", 1)
+                    lines.append(f"    {sv.sig.name}, {sv.nu.name} = {call}")
+                else:
+                    lines.append(f"    {sv.sig.name} = {call}")
+                arrays |= {sv.sig, sv.nu}
             elif isinstance(sv, ScalarSolve):
                 lines += ["    " + line for line in self.scalar_solve(sv, self._kw)]
                 if sv.h in need:  # only ∇²R needs q''(ν)

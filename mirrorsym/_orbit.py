@@ -407,6 +407,19 @@ class Orbit:
         pt = dict(zip(ys, self.curve(sig, x)))
         return sp.Add(*(sp.diff(g, y).xreplace(pt) ** 2 for y in ys))
 
+    def time_integral(self, sig, x: Sequence[sp.Expr]) -> sp.Integral:
+        """T(σ) as the unevaluated integral it is (for display: LaTeX, JSON)."""
+        tau = sp.Symbol("tau", real=True)
+        return sp.Integral(1 / self.rate(tau, x), (tau, x[self.m], sig))
+
+    def carlson(self, sig, x: Sequence[sp.Expr]) -> sp.Expr | None:
+        """T(σ) = (R_F(x0²) − R_F(x(σ)²))/c for three linear factors and σ of the sign of x_m0 (Carlson's
+        symmetric elliptic integral R_F(a, b, c) = ½∫_0^∞ dt/√((t+a)(t+b)(t+c))), else None."""
+        if self.exponents != (1, 1, 1):
+            return None
+        rf = sp.Function("R_F")
+        return (rf(*[v**2 for v in x]) - rf(*[v**2 for v in self.curve(sig, x)])) / self.coefficient
+
     def sigma_range(self, x: Sequence[sp.Expr], values: Mapping) -> tuple[sp.Expr, sp.Expr]:
         if self.crossing:
             return (-sp.oo, sp.oo)
@@ -502,6 +515,17 @@ class _Orbit:
                                         lo, lo + step)
         return total
 
+    def _z_path(self, dz):
+        """integral of 1/rate from x_m to x_m e^dz, in u = log(tau/x_m): relative accuracy for small dz."""
+        xm = self.xm
+        panels = int(min(1000, max(1, np.ceil(np.max(np.abs(dz), initial=0.0)))))
+        total = np.zeros(np.shape(dz))
+        step = dz / panels
+        for j in range(panels):
+            lo = j * step
+            total = total + self._gauss(lambda u: xm * np.exp(u) / self.rate(xm * np.exp(u)), lo, lo + step)
+        return total
+
     def _tail(self, a):
         """integral of 1/rate from a to sign(a)*inf, through tau = a/v."""
         return self._gauss(lambda v: 1 / self.rate(a[..., None] / v) * a[..., None] / (v * v),
@@ -510,27 +534,37 @@ class _Orbit:
     def time(self, sigma):
         """T(sigma), elementwise; +-inf at a divergent end, nan off the orbit."""
         sigma = np.asarray(sigma, dtype=float)
+        shape, sig = sigma.shape, sigma.ravel()
         xm, s = self.xm, np.sign(self.xm)
-        flip = (sigma * s < 0) if self.crossing else np.zeros(sigma.shape, bool)
-        off = np.zeros(sigma.shape, bool) if self.crossing else (sigma * s <= 0)
-        a = np.where(flip, -sigma, np.where(off, xm, sigma))
+        flip = (sig * s < 0) if self.crossing else np.zeros(sig.shape, bool)
+        off = np.zeros(sig.shape, bool) if self.crossing else ~(sig * s > 0)
+        a = np.where(flip, -sig, sig)
         mag = np.abs(a)
-        near = (mag < self.near) if self.crossing else np.zeros(a.shape, bool)
-        far = mag >= self.far
-        mid = ~(near | far)
+        near = (mag < self.near) & ~off if self.crossing else np.zeros(a.shape, bool)
+        far = (mag >= self.far) & ~off
+        mid = ~(near | far | off)
+        out = np.full(a.shape, np.nan)
         with np.errstate(all="ignore"):
-            out = np.zeros(a.shape)
-            if np.any(mid):  # placeholders (x_m) keep the other branches finite
-                out = np.where(mid, self._log_path(np.full(a.shape, xm), np.where(mid, a, xm)), out)
-            if np.any(far):
-                big = np.where(far & np.isfinite(a), a, s * self.far)
-                out = np.where(far, self.T_far + self.tail_far - np.where(np.isinf(a), 0.0, self._tail(big)), out)
-            if np.any(near):
-                out = np.where(near, self.T_zero + self._linear(np.where(near, a, 0.0)), out)
+            i = np.flatnonzero(mid)  # each regime on its own points only
+            if i.size:
+                out[i] = self._log_path(np.full(i.size, xm), a[i])
+            i = np.flatnonzero(far)
+            if i.size:
+                big = a[i]
+                tail = np.zeros(i.size)
+                finite = np.isfinite(big)
+                if np.any(finite):
+                    tail[finite] = self._tail(big[finite])
+                out[i] = self.T_far + self.tail_far - tail
+            i = np.flatnonzero(near)
+            if i.size:
+                out[i] = self.T_zero + self._linear(a[i])
         if self.crossing:
-            return np.where(flip, 2 * self.T_zero - out, out)
-        ends = np.where(sigma == 0, self.time_range()[0 if self.increasing else 1], np.nan)
-        return np.where(off, ends, out)
+            out = np.where(flip, 2 * self.T_zero - out, out)
+        else:
+            lo, hi = self.time_range()
+            out = np.where(off & (sig == 0), lo if self.increasing else hi, out)
+        return out.reshape(shape)
 
     @property
     def increasing(self):
@@ -599,36 +633,62 @@ class _Orbit:
             slope = slope + nk * np.where(small, a * (em + 1) / (1 + a * em), 1 / (1 + rest * np.exp(-high)))
         return out, slope
 
-    def output(self, w):
-        """sigma_w(w) with G(x(sigma)) = w. log(w/w0) is convex and increasing in z = log(sigma/x_m)
-        with slope in [n_m, K]: Newton from the right of the root decreases to it monotonically."""
+    def _solve_z(self, w):
+        """z = log(sigma/x_m) on the side of x_m where |G(x(sigma))| = |w|, and which points flip side.
+
+        log(|w|/|w0|) is convex and increasing in z with slope in [n_m, K]: Newton from the right of
+        the root decreases to it monotonically. The target is log1p((v - w0)/w0) next to w0, where it is exact."""
         w = np.asarray(w, dtype=float)
         flip = (w * self.w0 < 0) if self.crossing else np.zeros(w.shape, bool)
         zero = (w == 0) & self.crossing
         v = np.where(flip, -w, w)
         v = np.where(zero, self.w0, v)
         with np.errstate(divide="ignore", invalid="ignore"):
-            target = np.log(v / self.w0)
+            q = v / self.w0
+            target = np.where(np.abs(q - 1) < 0.5, np.log1p((v - self.w0) / self.w0), np.log(q))
         K = sum(self.n)
-        z = np.where(target > 0, target / self.n[self.m], target / K)
+        z = np.where(target > 0, target / self.n[self.m], target / K).ravel()
+        flat = target.ravel()
+        active = np.isfinite(flat)
         for _ in range(100):
-            g, dg = self._log_output(z)
-            step = (g - target) / dg
-            z = z - step
-            if np.all(~np.isfinite(step) | (np.abs(step) <= 4e-16 * np.maximum(1, np.abs(z)))):
+            ia = np.flatnonzero(active)
+            if not ia.size:
                 break
-        sigma = self.xm * np.exp(z)
-        # z carries an absolute error ~eps|z|, i.e. sigma a relative one: one more Newton step on
-        # the ratio w(sigma)/w, formed in linear space, removes it (where it is representable)
+            g, dg = self._log_output(z[ia])
+            step = (g - flat[ia]) / dg
+            # monotone from the right: a step that is not positive is the rounding floor
+            z[ia] = z[ia] - np.where(step > 0, step, 0.0)
+            active[ia] = step > 8.9e-16 * np.abs(z[ia]) + 1e-300
+        z = z.reshape(target.shape)
+        # z has an absolute error ~eps|z|, i.e. sigma a relative one when |z| is large: one more
+        # Newton step on the ratio w(sigma)/w, formed in linear space, removes it where representable
         with np.errstate(all="ignore"):
+            sigma = self.xm * np.exp(z)
             ratio = self.c * sigma ** self.n[self.m] / v
             for k in range(len(self.n)):
                 if k != self.m:
                     ratio = ratio * (np.sign(self.x[k]) * np.sqrt(self.b[k] + self.r[k] * sigma * sigma)) ** self.n[k]
-            polish = sigma * np.exp(-np.log(ratio) / self._log_output(z)[1])
-        sigma = np.where(np.isfinite(polish) & (polish != 0), polish, sigma)
-        sigma = np.where(flip, -sigma, sigma)
-        return np.where(zero, 0.0, sigma)
+            polished = z - np.log(ratio) / self._log_output(z)[1]
+        z = np.where(np.isfinite(polished) & (np.abs(z) > 1), polished, z)
+        return z, flip, zero
+
+    def output(self, w):
+        """sigma_w(w): G(x(sigma)) = w."""
+        z, flip, zero = self._solve_z(w)
+        sigma = self.xm * np.exp(z)
+        return np.where(zero, 0.0, np.where(flip, -sigma, sigma))
+
+    def gradient(self, w):
+        """(sigma_w(w), T(sigma_w(w))) = (sigma, grad R(w)); T near x_m is integrated in z itself, so
+        grad R keeps its relative accuracy as w -> w0 (sigma - x_m would cancel)."""
+        z, flip, zero = self._solve_z(w)
+        sigma = np.where(zero, 0.0, np.where(flip, -1.0, 1.0) * self.xm * np.exp(z))
+        t = self.time(sigma)
+        close = ~flip & ~zero & (np.abs(z) < 1)
+        if np.any(close):
+            with np.errstate(all="ignore"):
+                t = np.where(close, self._z_path(np.where(close, z, 0.0)), t)
+        return sigma, t
 
 
 def _orbit_time(sigma, c, x, n, m, crossing):
@@ -641,4 +701,8 @@ def _orbit_point(t, c, x, n, m, crossing):
 
 def _orbit_output(w, c, x, n, m, crossing):
     return _Orbit(c, x, n, m, crossing).output(w)
+
+
+def _orbit_gradient(w, c, x, n, m, crossing):
+    return _Orbit(c, x, n, m, crossing).gradient(w)
 '''
