@@ -820,8 +820,16 @@ class ModuleWriter:
 
     def joint_solve(self, js: JointSolve, kw: str, need_H: bool) -> list[str]:
         b = js.index
+        # w0 = ∇Q_b(0) as hi + lo to twice float precision, when it is a number (no parameters):
+        # next to w0 the solver takes ∇Q_b(µ) − w as ∫∇²Q_b(tµ)µ dt − (w − w0), exact only with w0 exact
+        w0 = [sp.N(g.xreplace(dict.fromkeys(js.vars, 0)), 40) for g in js.grad]
+        extra = ""
+        if all(v.is_Float and abs(v) < 1e300 for v in w0):
+            hi = [float(v) for v in w0]
+            lo = [float(v - sp.Float(h, 40)) for v, h in zip(w0, hi)]
+            extra = f", w0=(np.array({hi!r}), np.array({lo!r}))"
         lines = [f"_mu{b} = _convex_newton(lambda m: _Q{b}(m{kw}), lambda m: _gradQ{b}(m{kw}), "
-                 f"lambda m: _hessQ{b}(m{kw}), {self.stack([w.name for w in js.ws], -1)})"]
+                 f"lambda m: _hessQ{b}(m{kw}), {self.stack([w.name for w in js.ws], -1)}{extra})"]
         lines += [f"{m.name} = _mu{b}[..., {a}]" for a, m in enumerate(js.mus)]
         if need_H:
             lines.append(f"_H{b} = {self.backend.ns}.linalg.inv(_hessQ{b}(_mu{b}{kw}))")

@@ -21,29 +21,51 @@ either end possibly infinite; solve g(nu) = s.
   evaluation shrinks the bracket, so the iteration cannot leave U or jump past a pole.
 
 **Joint pieces** (d >= 2): damped Newton from mu = 0 (or mu0) with step p = -hess Q^-1 (grad Q - w)
-and squared Newton decrement lam2 = -<grad f, p> > 0. Backtracking halves t until mu + t p lies in U
-and either Armijo holds, f(mu + t p) <= f(mu) - c t lam2 with c = 0.1, or its gradient form
-<p, grad f(mu + t p)> <= (1 - 2c) lam2 (the two agree for quadratic f; the gradient form still works
-near the solution, where differences of f are rounding noise: Q - <mu, w> cancels).
+(where hess Q is not numerically positive definite, e.g. one term of an exponential sum dwarfs the
+others, with its eigenvalues floored at d eps times the largest: still a descent direction), and
+squared Newton decrement lam2 = -<grad f, p> > 0.
 
-**Stopping.** With ||.|| the max norm, scale = max(1, ||mu||), eps the unit roundoff and tol =
-10**(2 - dps) (mpmath) or 4 eps (numpy): the scalar solver stops when its step is below
-tol * max(1, |nu|) (mpmath; this always happens) or 4 eps |nu| (numpy, relative even near 0; after
-100 steps, when noise in g prevents that, the bracketed iterate is returned). The joint solver
-returns mu + p, p the Newton step, once
+* Trust radius: steps are capped at a radius that starts at 1 (in the max norm of mu), doubles
+  while the cap binds and shrinks to the step taken after backtracking. The Newton step from 0
+  towards |w| = 1e100 is ~1e100 long; capped, mu reaches |mu| ~ 100 in a few doublings with exp
+  never overflowing (an overflowing trial point is simply rejected).
+* Backtracking halves t until mu + t p lies in U and either f decreased measurably (Armijo,
+  f(mu + t p) <= f(mu) - c t lam2 with c = 0.1, by more than its rounding) or Deuflhard's natural
+  monotonicity test holds: the Newton correction hess Q(mu)^-1 grad f(mu + t p) is shorter than
+  (1 - t/4) ||p||. The second needs only grad Q: it decides where differences of f are rounding
+  noise, next to w0 (Q - <mu, w> cancels) and for tiny w (Q(mu) is then nearly its constant).
+* Extrapolation: from above, along exp, a full Newton step covers only about 1 (exp(x) - w has
+  Newton step ~ -1 for x >> log w); a full step after which f still falls along p is doubled
+  while f keeps falling (the slope along p stays negative), up to 4 times or the trust radius.
 
-* ||p|| <= tol * scale; or
-* ||p||**3 / ||p_prev||**2 <= tol * scale, p_prev the previous step if it was a full one: the error
-  left after p, as predicted by quadratic convergence; or
-* lam2 <= eps (|Q(mu)| + |<mu, w>|) and ||p|| <= eps**(1/4) * scale: f cannot decrease
-  measurably any more (the bound on p tells this from mu running off along a direction in which f
+**Stopping.** With ||.|| the max norm, eps the unit roundoff and tol = 10**(2 - dps) (mpmath) or
+4 eps (numpy): the scalar solver stops when its step is below tol * max(1, |nu|) (mpmath; this
+always happens) or 4 eps |nu| (numpy, relative even near 0; after 100 steps, when noise in g
+prevents that, the bracketed iterate is returned). The joint solver returns mu + p, p the Newton
+step, once
+
+* ||p|| <= tol * ||mu||; or
+* ||p||**3 / ||p_prev||**2 <= tol * ||mu|| (eps/4 in numpy), p_prev the previous step if it was a
+  full one: the error left after p, as predicted by quadratic convergence; or
+* grad f is rounding noise (||grad Q - w|| <= 8 eps (||grad Q|| + ||w||)) and ||p|| <= eps**(1/4)
+  max(1, ||mu||) (the bound on p tells this from mu running off along a direction in which f
   flattens out, as it does for w on the boundary of dom R); or
-* ||p|| <= sqrt(tol) * scale and p does not halve a full p_prev (or no descent is found along it).
+* ||p|| <= sqrt(tol) * ||mu|| and p does not halve a full p_prev (or no step passes the tests).
 
-The last two stop at the noise floor of an ill-conditioned hess Q, where mu is as accurate as the
-arithmetic allows (about eps * cond(hess Q)). A joint iteration that does not converge (200
-mpmath / 100 numpy steps), finds no descent along a larger step, or whose mu runs beyond
-||mu|| = 1e6 (f unbounded below) means that w is outside dom R.
+A joint iteration that does not converge (200 mpmath / 100 numpy steps), finds no acceptable
+step along a larger p, or whose mu runs beyond ||mu|| = 1e6 (f unbounded below) means that w is
+outside dom R; so does a hess Q that is singular to working precision at the solution (f is flat
+to rounding along a line: w is on the edge of dom R, or grad R is not determined there).
+
+**Next to w0 = grad Q(0)** grad Q(mu) - w cancels: at working precision it fixes mu only to about
+eps |w0| / |hess Q|, not relative to |mu| (and R = <mu, w> - Q(mu) ~ |w - w0|**2 loses as much).
+The mpmath solver ends with Newton steps whose residual is evaluated at twice the precision. The
+numpy solver, where hess Q stays within half of hess Q(0) on the segment [0, mu], takes one more
+Newton step with the residual in integral form, int_0^1 hess Q(t mu) mu dt - (w - w0) (8-point
+Gauss-Legendre, exact to rounding there, and checked against grad Q(mu) - grad Q(0)), with w0
+passed as hi + lo to twice float precision (``w0=(hi, lo)``; the exporter knows it exactly); with
+``value=True`` it also returns R = <mu, w - w0> - int_0^1 (1 - t) <mu, hess Q(t mu) mu> dt there
+(Q(0) = 0), both terms O(|w - w0|**2) and free of cancellation.
 """
 
 from __future__ import annotations
@@ -174,17 +196,39 @@ def _max_abs(u) -> mpf:
     return max(abs(u[i]) for i in range(len(u)))
 
 
-def _objective(Q: Callable, grad: Callable, mu, w) -> tuple[mpf, mpf, mp.matrix] | None:
-    """(f(mu), |Q(mu)| + |<mu, w>| (the magnitude f is rounded at), grad f(mu)), or None if Q fails."""
+def _objective(Q: Callable, grad: Callable, mu, w) -> tuple | None:
+    """(f(mu), |Q(mu)| + |<mu, w>| (the magnitude f is rounded at), grad Q(mu), grad f(mu)), or None
+    where Q or grad Q fails."""
     q = _real(Q, mu)
     try:
-        r = mp.matrix(grad(mu)) - w
+        g = mp.matrix(grad(mu))
     except (ArithmeticError, ValueError):
         return None
-    if q is None or not all(mp.isfinite(r[i]) for i in range(len(r))):
+    if q is None or not all(mp.isfinite(g[i]) for i in range(len(g))):
         return None
     m = _dot(mu, w)
-    return q - m, abs(q) + abs(m), r
+    return q - m, abs(q) + abs(m), g, g - w
+
+
+def _direction_mp(H, r, cap) -> mp.matrix:
+    """The Newton step -H^-1 r; where H is not numerically positive definite (one term of Q dwarfs the
+    others), the step with the eigenvalues of H floored at d eps times the largest, still a descent
+    direction; -r scaled to length ``cap`` where H vanishes (underflow)."""
+    d = r.rows
+    try:
+        p = -mp.lu_solve(H, r)
+        if all(mp.isfinite(p[i]) for i in range(d)) and (-_dot(r, p) > 0 or not _max_abs(r)):
+            return p
+    except ZeroDivisionError:
+        pass
+    E, V = mp.eigsy((H + H.T) / 2)
+    top = max(abs(E[i]) for i in range(d))
+    if not top > 0:
+        size = _max_abs(r)
+        return -r * (cap / size) if size else r
+    floor = d * mp.eps * top
+    c = V.T * r
+    return -(V * mp.matrix([c[i] / max(E[i], floor) for i in range(d)]))
 
 
 def convex_newton_mp(
@@ -200,9 +244,10 @@ def convex_newton_mp(
     Q, grad and hess take mu as a d x 1 ``mp.matrix`` and return an mpf, a length-d list or matrix,
     and a d x d matrix. ``inside(mu)`` says whether mu lies in the open convex set U (None: U = R^d);
     the iteration never evaluates Q, grad or hess outside U. mu0 (default 0) must lie in U. Returns
-    mu as a d x 1 matrix, accurate to about 10**(2 - dps) * max(1, ||mu||) when hess Q is well
-    conditioned (ill conditioning costs digits: mu is then as accurate as the arithmetic allows).
-    Raises DomainError when the iteration fails, i.e. w is outside dom R.
+    mu as a d x 1 matrix, accurate to about 10**(2 - dps) * ||mu|| when hess Q is well conditioned
+    (ill conditioning costs digits: mu is then as accurate as the arithmetic allows), also next to
+    w0 = grad Q(0) when grad evaluates at the working precision (the last residuals are taken at
+    twice the precision). Raises DomainError when the iteration fails, i.e. w is outside dom R.
 
     >>> from mpmath import exp
     >>> Q = lambda m: (exp(m[0]) - 1) + (exp(2 * m[1]) - 1) / 2
@@ -221,42 +266,120 @@ def convex_newton_mp(
     start = _objective(Q, grad, mu, w)
     if start is None:
         raise DomainError(f"Q or grad Q fails at mu0 = {mp.nstr(mu.T, 5)}, which must lie in U")
-    f, f_scale, r = start
+    f, f_scale, g, r = start
     prev = mpf(0)  # the last step, if it was a full Newton step
+    cap = mpf(1)  # the trust radius: the longest step tried
+    w_size = _max_abs(w)
+
+    def accept(new, t) -> bool:
+        """f decreased measurably (Armijo), or the Newton correction from the old hess shrank
+        (Deuflhard's natural monotonicity test: it needs only grad Q, where differences of f are
+        rounding noise, e.g. next to w0 or for tiny w, where Q(mu) is nearly constant)."""
+        if new is None:
+            return False
+        if new[0] <= f - _ARMIJO * t * lam and new[0] < f - 16 * mp.eps * (new[1] + f_scale):
+            return True
+        return _max_abs(_direction_mp(H, new[3], cap)) <= (1 - min(t * tau, 1) / 4) * size
+
     for _ in range(200):
         try:
-            p = -mp.lu_solve(mp.matrix(hess(mu)), r)
-        except ZeroDivisionError:
-            raise DomainError(f"{label} (hess Q is singular at mu = {mp.nstr(mu.T, 5)})") from None
+            H = mp.matrix(hess(mu))
+        except (ArithmeticError, ValueError):
+            raise DomainError(f"{label} (hess Q fails at mu = {mp.nstr(mu.T, 5)})") from None
+        p = _direction_mp(H, r, cap)
         lam2 = -_dot(r, p)
-        size, scale = _max_abs(p), max(1, _max_abs(mu))
-        noise = size <= loose * scale
-        if (
-            size <= tol * scale
-            or size**3 <= tol * scale * prev**2
-            or (abs(lam2) <= mp.eps * f_scale and size <= flat * scale)
-            or (noise and 0 < prev < 2 * size)
-        ):
-            return mu + p if inside is None or inside(mu + p) else mu
-        if not lam2 > 0:
-            raise DomainError(f"{label} (hess Q is not positive definite at mu = {mp.nstr(mu.T, 5)})")
-        t = mpf(1)
+        size, scale = _max_abs(p), _max_abs(mu)
+        # r is rounding noise, and so is p (a large p: mu runs off along a direction in which f
+        # flattens out, as for w on the boundary of dom R)
+        r_size, r_noise = _max_abs(r), 8 * mp.eps * (_max_abs(g) + w_size)
+        quiet = r_size <= r_noise and size <= flat * max(1, scale)
+        noise = quiet or size <= loose * scale
+        converged = size <= tol * scale or size**3 <= tol * scale * prev**2
+        if converged or quiet or (noise and 0 < prev < 2 * size):
+            if inside is None or inside(mu + p):
+                mu = mu + p
+            # no polish where the rounding of r moves p by less than tol |mu| (mu is then exact)
+            exact = converged and size * r_noise <= tol * scale * r_size
+            return _polish_mp(grad, hess, inside, w, mu, tol, label, H, polish=not exact)
+        tau = min(mpf(1), cap / size)
+        s, lam = tau * p, tau * lam2
+        t, base = mpf(1), mu
         while True:
-            trial = mu + t * p
+            trial = base + t * s
             new = _objective(Q, grad, trial, w) if inside is None or inside(trial) else None
-            if new is not None and (
-                new[0] <= f - _ARMIJO * t * lam2 or _dot(p, new[2]) <= (1 - 2 * _ARMIJO) * lam2
-            ):
+            if accept(new, t):
                 break
             t /= 2
-            if t * size <= tol * scale:
+            if t * tau * size <= tol * scale or t < mpf(2) ** -60:
                 if noise:  # no measurable descent along a tiny step: rounding noise
-                    return mu
+                    return _polish_mp(grad, hess, inside, w, mu, tol, label, H)
                 raise DomainError(f"{label} (no descent from mu = {mp.nstr(mu.T, 5)})")
-        mu, (f, f_scale, r), prev = trial, new, size if t == 1 else mpf(0)
+        mu, (f, f_scale, g, r) = trial, new
+        grow = 1
+        # Along exp(mu) from above a full Newton step covers about 1: double it while f decreases
+        # (the slope along s stays negative)
+        if t == 1 and tau == 1 and _dot(s, r) < -lam / 8:
+            for _k in range(60):
+                if 2 * grow * size > max(cap, 4 * size):  # up to 4 times or the trust radius
+                    break
+                trial = base + 2 * grow * s
+                new = _objective(Q, grad, trial, w) if inside is None or inside(trial) else None
+                if not accept(new, 2 * grow) or _dot(s, new[3]) > 0:
+                    break
+                grow *= 2
+                mu, (f, f_scale, g, r) = trial, new
+                if not _dot(s, r) < 0:
+                    break
+        taken = t * grow * tau * size
+        prev = size if t == 1 and grow == 1 and tau == 1 else mpf(0)
+        cap = max(cap, 2 * taken) if t == 1 else max(2 * taken, cap / 4)
         if _max_abs(mu) > _MU_MAX:
             raise DomainError(f"{label} (mu runs off to infinity)")
     raise DomainError(f"{label} (damped Newton did not converge in 200 steps)")
+
+
+def _polish_mp(grad, hess, inside, w, mu, tol, label, H, polish=True) -> mp.matrix:
+    """mu, after Newton steps with grad Q(mu) - w evaluated at twice the precision (``polish``; each
+    kept only if it lowers that residual): next to w0 = grad Q(0) the difference cancels, and at the
+    working precision it fixes mu only to about eps |w0| / |hess Q|, not relative to |mu|.
+
+    Where hess Q (H, taken at the last iterate) is numerically singular, f is flat to rounding along a
+    line: w lies on the boundary of dom R to working precision, and that raises DomainError."""
+    if all(mp.isfinite(v) for v in H):
+        E = mp.eigsy((H + H.T) / 2, eigvals_only=True)
+        if not min(E) > H.rows * mp.eps * max(abs(v) for v in E):
+            raise DomainError(f"{label} (hess Q is singular at the solution mu = {mp.nstr(mu.T, 5)} to working "
+                              "precision: w is on the edge of dom R, or grad R is not determined there)")
+    if not polish:
+        return mu
+
+    def residual(m):
+        try:
+            with mp.workprec(2 * mp.prec):
+                g = mp.matrix(grad(m))
+                res = mp.matrix([g[i] - w[i] for i in range(w.rows)])
+        except (ArithmeticError, ValueError):
+            return None
+        return res if all(mp.isfinite(res[i]) for i in range(res.rows)) else None
+
+    res = residual(mu)
+    for _ in range(3):
+        if res is None or not _max_abs(res):
+            break
+        try:
+            p = _direction_mp(mp.matrix(hess(mu)), res, mpf(0))
+        except (ArithmeticError, ValueError):
+            break
+        trial = mu + p
+        if inside is not None and not inside(trial):
+            break
+        new = residual(trial)
+        if new is None or not _max_abs(new) < _max_abs(res):
+            break
+        mu, res = trial, new
+        if _max_abs(p) <= tol * _max_abs(mu):
+            break
+    return mu
 
 
 #: Source of ``_scalar_inverse`` and ``_convex_newton``, the float64 numpy versions of the solvers
@@ -365,102 +488,272 @@ def _scalar_inverse(g, dg, s, lo, hi):
     return nu.reshape(s.shape)
 
 
-def _convex_newton(Q, grad, hess, w, inside=None):
+def _convex_newton(Q, grad, hess, w, inside=None, w0=None, value=False):
     """mu minimising Q(mu) - <mu, w> by damped Newton from 0, per row of w.
 
     w has shape (..., d); Q, grad, hess map a batch mu of shape (n, d) to
     shapes (n,), (n, d), (n, d, d); inside(mu) -> bool (n,) says whether mu
     lies in U (None: U = R^d); Q, grad, hess are evaluated inside U only.
-    Backtracking halves the step until mu stays in U and Armijo holds (or
-    its gradient form, immune to cancellation in f).
+    Steps are capped by a trust radius (from 1, doubled while the cap
+    binds): the Newton step from 0 towards |w| = 1e100 is 1e100 long.
+    Backtracking halves a step until mu stays in U and f decreases
+    measurably (Armijo) or the Newton correction from the old hess shrinks
+    (Deuflhard's natural monotonicity test, for where differences of f are
+    rounding noise); a full step that falls short along its line (exp from
+    above) is doubled while f decreases. Where hess Q is not numerically
+    positive definite its eigenvalues are floored at d eps times the
+    largest; singular at the solution, it means w is on the edge of dom R
+    to float precision.
+    Next to w0 = grad Q(0), grad Q(mu) - w cancels: there mu takes a last
+    Newton step with the residual int_0^1 hess Q(t mu) dt mu - (w - w0)
+    (Gauss-Legendre), w0 given as a pair (hi, lo) with w0 = hi + lo to
+    twice float precision (None: grad(0)). value=True returns (mu, R) with
+    R = <mu, w> - Q(mu) (Q(0) = 0), near w0 computed as
+    <mu, w - w0> - int_0^1 (1 - t) <mu, hess Q(t mu) mu> dt.
     Rows of w with NaN give NaN; a row for which the iteration fails (w
     outside dom R) raises ValueError.
     """
     w = np.asarray(w, dtype=float)
-    rows = w.reshape(-1, w.shape[-1])
+    d = w.shape[-1]
+    rows = w.reshape(-1, d)
     mu = np.full(rows.shape, np.nan)
     todo = np.flatnonzero(~np.isnan(rows).any(axis=1))
     eps = np.finfo(float).eps
-    tol = 4 * eps
-    loose, flat = np.sqrt(tol), eps**0.25
-    c = 0.1
+    tol, loose, flat, c = 4 * eps, np.sqrt(4 * eps), eps**0.25, 0.1
 
     def fail(j, why):
         raise ValueError(
             f"w = {rows[j].tolist()} is outside dom R ({why})")
 
+    # Reductions over the short last axis, column by column (faster).
+    def amax(v):
+        m = np.abs(v[..., 0])
+        for k in range(1, v.shape[-1]):
+            m = np.maximum(m, np.abs(v[..., k]))
+        return m
+
+    def dot(u, v):
+        return np.einsum("...i,...i->...", u, v)
+
+    def finite(v):  # rows without inf or nan: 0 * inf is nan
+        return np.isfinite(dot(v, 0 * v))
+
     def in_u(x):
-        ok = np.isfinite(x).all(axis=-1)
+        ok = finite(x)
         return ok if inside is None else ok & inside(x)
 
+    def apply(m, v):
+        return np.einsum("nij,nj->ni", m, v)
+
+    def newton(h, r, cap):
+        # (-M r, M): M = h^-1 where h is numerically positive definite;
+        # else h's eigenvalues floored at d eps times the largest (still a
+        # descent direction), or (cap / |r|) I where h vanishes (underflow)
+        n = r.shape[0]
+        hinv = np.full((n, d, d), np.nan)
+        pd = finite(h.reshape(n, -1))
+        if pd.any():
+            pd[pd] = np.linalg.slogdet(h[pd])[0] > 0
+        if pd.any():
+            hinv[pd] = np.linalg.inv(h[pd])
+        p = -apply(hinv, r)
+        bad = ~(finite(p) & ((dot(r, p) < 0) | (amax(r) == 0)))
+        if bad.any():
+            hb = h[bad]
+            hb = np.where(np.isfinite(hb), hb, 0.0)
+            ev, vec = np.linalg.eigh((hb + np.swapaxes(hb, -1, -2)) / 2)
+            top = amax(ev)
+            ev = np.maximum(ev, d * eps * top[:, None])
+            mb = (vec / ev[:, None, :]) @ np.swapaxes(vec, -1, -2)
+            gone = ~((top > 0) & finite(mb.reshape(-1, d * d)))
+            size = amax(r[bad][gone])
+            mb[gone] = np.eye(d) * np.where(
+                size > 0, cap[bad][gone] / size, 0.0)[:, None, None]
+            hinv[bad] = mb
+            p[bad] = -apply(mb, r[bad])
+        return p, hinv
+
+    def trial(j, xt):
+        # (f, |Q| + |<mu, w>|, grad Q, grad f) at the points xt of rows j
+        qt, gt = Q(xt), grad(xt)
+        mt = dot(xt, ww[j])
+        return qt - mt, np.abs(qt) + np.abs(mt), gt, gt - ww[j]
+
+    def test(j, xt, t):
+        # trial values at xt (rows j, with this iteration's hinv, s, ...),
+        # and whether f decreased measurably (Armijo) or the Newton
+        # correction from the old hess shrank (Deuflhard: grad only, for
+        # where differences of f are rounding noise)
+        ft, st_, gt, rt = trial(j, xt)
+        fin = np.isfinite(ft) & finite(rt)
+        bar = amax(apply(hinv[j], np.where(fin[:, None], rt, 0.0)))
+        good = fin & (((ft <= fx[j] - c * t * lam[j])
+                       & (ft < fx[j] - 16 * eps * (st_ + fs[j])))
+                      | (bar <= (1 - np.minimum(t * tau[j], 1) / 4)
+                         * size[j]))
+        return good, ft, st_, gt, rt, dot(s[j], rt)
+
+    def take(a, good, xt, ft, st_, gt, rt, sl):
+        x[a], fx[a], fs[a] = xt[good], ft[good], st_[good]
+        gx[a], r[a], slope[a] = gt[good], rt[good], sl[good]
+
     with np.errstate(all="ignore"):
+        z = np.zeros((1, d))
+        q0, g0, h0 = Q(z)[0], grad(z)[0], hess(z)[0]
+        if w0 is None:
+            hi, lo = g0, np.zeros(d)
+        elif isinstance(w0, tuple):
+            hi, lo = (np.asarray(v, dtype=float) for v in w0)
+        else:
+            hi, lo = np.asarray(w0, dtype=float), np.zeros(d)
         ww = rows[todo]
+        n = todo.size
         x = np.zeros_like(ww)
-        fx = Q(x)  # f(0) = Q(0)
-        fs = np.abs(fx)  # |Q| + |<mu, w>|, the magnitude f is rounded at
-        r = grad(x) - ww
-        prev = np.zeros(todo.size)  # the last step, if it was a full one
-        settled = np.zeros(todo.size, dtype=bool)  # no descent: noise
+        fx, fs = np.full(n, q0), np.full(n, abs(q0))
+        gx = np.repeat(g0[None], n, axis=0)
+        r = gx - ww
+        cap = np.ones(n)  # the trust radius
+        prev = np.zeros(n)  # the last step, if it was a full one
+        settled = np.zeros(n, dtype=bool)  # no descent: noise
         for _ in range(100):
             if not todo.size:
                 break
-            h = hess(x)
-            pd = np.linalg.slogdet(h)[0] > 0
-            if not pd.all():
-                fail(todo[~pd][0], "hess Q is singular or indefinite")
-            p = -np.linalg.solve(h, r[..., None])[..., 0]
-            lam2 = -(r * p).sum(axis=-1)
-            size = np.abs(p).max(axis=-1)
-            scale = np.maximum(1.0, np.abs(x).max(axis=-1))
-            noise = size <= loose * scale
-            done = (settled | (size <= tol * scale)
-                    | (size**3 <= tol * scale * prev**2)
-                    | ((np.abs(lam2) <= eps * fs) & (size <= flat * scale))
+            p, hinv = newton(hess(x), r, cap)
+            lam2 = -dot(r, p)
+            size, scale = amax(p), amax(x)
+            # r is rounding noise, and so is p (a large p: mu runs off along
+            # a direction in which f flattens, as for w on the edge of dom R)
+            quiet = ((amax(r) <= 8 * eps * (amax(gx) + amax(ww)))
+                     & (size <= flat * np.maximum(1.0, scale)))
+            noise = quiet | (size <= loose * scale)
+            done = (settled | quiet | (size <= tol * scale)
+                    | (size**3 <= eps / 4 * scale * prev**2)
                     | (noise & (prev > 0) & (size > prev / 2)))
-            y = x[done] + p[done]
+            y = x[done] + np.where(settled[done, None], 0.0, p[done])
             mu[todo[done]] = np.where(in_u(y)[:, None], y, x[done])
             keep = ~done
-            todo, ww, x, fx, fs, r, p, lam2, size, scale, noise = (
-                v[keep] for v in
-                (todo, ww, x, fx, fs, r, p, lam2, size, scale, noise))
-            descent = (lam2 > 0) & np.isfinite(size)
-            if not descent.all():
-                fail(todo[~descent][0], "hess Q is not positive definite")
-            # Backtracking, per row: halve t where mu + t p leaves U or
-            # neither Armijo nor its gradient form holds.
-            t = np.ones(todo.size)
-            settled = np.zeros(todo.size, dtype=bool)
-            pend = np.arange(todo.size)
+            (todo, ww, x, fx, fs, gx, r, hinv, p, lam2, size, scale, noise,
+             cap) = (v[keep] for v in
+                     (todo, ww, x, fx, fs, gx, r, hinv, p, lam2, size, scale,
+                      noise, cap))
+            n = todo.size
+            if not n:
+                break
+            tau = np.minimum(1.0, cap / size)
+            s, lam = p * tau[:, None], tau * lam2
+            base = x.copy()
+            # Backtracking, per row: halve t until mu + t s lies in U and
+            # passes the test.
+            t, slope = np.ones(n), np.zeros(n)
+            settled = np.zeros(n, dtype=bool)
+            pend = np.arange(n)
             while pend.size:
-                xt = x[pend] + t[pend, None] * p[pend]
+                xt = base[pend] + t[pend, None] * s[pend]
                 ok = in_u(xt)  # Q and grad are evaluated inside U only
                 xt, j = xt[ok], pend[ok]
-                qt = Q(xt)
-                mt = (xt * ww[j]).sum(axis=-1)
-                rt = grad(xt) - ww[j]
-                good = (np.isfinite(qt) & np.isfinite(rt).all(axis=-1)
-                        & ((qt - mt <= fx[j] - c * t[j] * lam2[j])
-                           | ((p[j] * rt).sum(axis=-1)
-                              <= (1 - 2 * c) * lam2[j])))
+                good, *vals = test(j, xt, t[j])
+                take(j[good], good, xt, *vals)
                 ok[ok] = good
-                acc = j[good]
-                x[acc], fx[acc], r[acc] = xt[good], (qt - mt)[good], rt[good]
-                fs[acc] = (np.abs(qt) + np.abs(mt))[good]
                 pend = pend[~ok]
                 t[pend] /= 2
-                stuck = t[pend] * size[pend] <= tol * scale[pend]
+                tp = t[pend]
+                stuck = ((tp * tau[pend] * size[pend] <= tol * scale[pend])
+                         | (tp < 2.0**-60))
                 if not noise[pend[stuck]].all():
                     fail(todo[pend[stuck & ~noise[pend]][0]],
                          "the line search finds no descent")
                 settled[pend[stuck]] = True
                 pend = pend[~stuck]
-            prev = np.where(t == 1, size, 0.0)
-            far = np.abs(x).max(axis=-1) > 1e6
+            # From above, along exp, a full Newton step covers about 1:
+            # double it while f decreases (the slope along s stays < 0),
+            # up to 4 times or the trust radius.
+            grow = np.ones(n)
+            ext = np.flatnonzero((t == 1) & (tau == 1) & (slope < -lam / 8))
+            reach = np.maximum(cap, 4 * size)
+            for _ in range(60):
+                ext = ext[2 * grow[ext] * size[ext] <= reach[ext]]
+                if not ext.size:
+                    break
+                xt = base[ext] + 2 * grow[ext, None] * s[ext]
+                ok = in_u(xt)
+                ext, xt = ext[ok], xt[ok]
+                good, *vals = test(ext, xt, 2 * grow[ext])
+                good &= vals[-1] <= 0
+                take(ext[good], good, xt, *vals)
+                ext, sl = ext[good], vals[-1][good]
+                grow[ext] *= 2
+                ext = ext[sl < 0]
+            taken = t * grow * tau * size
+            prev = np.where((t == 1) & (grow == 1) & (tau == 1), size, 0.0)
+            cap = np.where(t == 1, np.maximum(cap, 2 * taken),
+                           np.maximum(2 * taken, cap / 4))
+            far = amax(x) > 1e6
             if far.any():
                 fail(todo[far][0], "mu runs off to infinity")
         if todo.size:
             fail(todo[0], "damped Newton did not converge in 100 steps")
-    return mu.reshape(w.shape)
+
+        # int_0^1 hess Q(t m) m dt and int_0^1 (1 - t) <m, hess Q(t m) m> dt
+        # by 8-point Gauss-Legendre, exact to rounding where hess Q stays
+        # within half of hess Q(0) on [0, m] ("near")
+        tq, wq = np.polynomial.legendre.leggauss(8)
+        tq, wq = (tq + 1) / 2, wq / 2
+        h0_size = np.abs(h0).max()
+
+        def integrals(m):
+            hv = apply(hess((tq[:, None, None] * m).reshape(-1, d)),
+                       np.tile(m, (tq.size, 1))).reshape(tq.size, -1, d)
+            return (np.tensordot(wq, hv, 1),
+                    np.tensordot(wq * (1 - tq), dot(hv, m), 1))
+
+        def near(m):
+            hm = hess(m)
+            return amax((hm - h0).reshape(m.shape[0], -1)) <= h0_size / 2, hm
+
+        j = np.flatnonzero(finite(mu))
+        if j.size:
+            # hess Q singular at the solution: f is flat to rounding along a
+            # line, w lies on the edge of dom R to float precision
+            ok, hm = near(mu[j])
+            fin = finite(hm.reshape(j.size, -1))
+            ev = np.linalg.eigvalsh(
+                np.where(fin[:, None, None], hm, np.eye(d)))
+            edge = fin & ~(ev[:, 0] > d * eps * amax(ev))
+            if edge.any():
+                fail(j[edge][0], "hess Q is singular at the solution to float"
+                     " precision: w is on the edge of dom R, or grad R is not"
+                     " determined there in float64")
+            # Next to w0, one more Newton step, with the residual in the
+            # integral form (checked against grad Q(mu) - grad Q(0)).
+            j, hm = j[ok], hm[ok]
+            if j.size:
+                y = mu[j]
+                dq, gm = integrals(y)[0], grad(y)
+                ok = (amax(dq - (gm - g0))
+                      <= 64 * eps * (amax(gm) + np.abs(g0).max()))
+                j, y = j[ok], y[ok]
+                if j.size:
+                    y = y + newton(hm[ok], dq[ok] - ((rows[j] - hi) - lo),
+                                   np.zeros(j.size))[0]
+                    ok = in_u(y)
+                    mu[j[ok]] = y[ok]
+        if not value:
+            return mu.reshape(w.shape)
+        R = np.full(rows.shape[0], np.nan)
+        j = np.flatnonzero(finite(mu))
+        if j.size:
+            y = mu[j]
+            qm = Q(y)
+            R[j] = dot(y, rows[j]) - qm
+            ok = near(y)[0]
+            j, y, qm = j[ok], y[ok], qm[ok]
+        if j.size:
+            b = integrals(y)[1]
+            m0 = dot(y, hi)
+            ok = (np.abs(b - (qm - m0 - dot(y, lo)))
+                  <= 64 * eps * (np.abs(qm) + dot(np.abs(y), np.abs(hi))))
+            R[j[ok]] = dot(y[ok], (rows[j[ok]] - hi) - lo) - b[ok]
+    return mu.reshape(w.shape), R.reshape(w.shape[:-1])
 '''
 
 

@@ -128,7 +128,6 @@ def test_psi_follows_the_flow_and_crosses_zero(product3):
     """ψ(µ) against an ODE integration of +∇G from x0 (through w = 0: the smallest factor changes sign)."""
     d = product3
     p = d.parametrization
-    u1, u2, u3 = p.variables
     grads = [lambda a, b, c: b * c, lambda a, b, c: a * c, lambda a, b, c: a * b]
     psi = sp.lambdify(p.mu, list(d.psi.psi), "mpmath")
     with mp.workdps(30):

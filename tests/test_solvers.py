@@ -15,12 +15,14 @@ import symtable
 import mpmath
 import numpy as np
 import pytest
+from conftest import derived
 from hypothesis import given
 from hypothesis import strategies as st
 from mpmath import mp, mpf
 
 from mirrorsym._errors import DomainError
-from mirrorsym._solvers import NUMPY_SOLVER_SOURCE, convex_newton_mp, scalar_inverse_mp, solver_source
+from mirrorsym._numpy_export import numpy_module
+from mirrorsym._solvers import NUMPY_SOLVER_SOURCE, _max_abs, convex_newton_mp, scalar_inverse_mp, solver_source
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -393,6 +395,267 @@ def test_joint_near_w0():
             ref = convex_newton_mp(Q, grad, hess, w)
         assert _close_mp(convex_newton_mp(Q, grad, hess, w), list(ref), mpf("1e-28"))
         assert np.abs(newton_np(*fns, w) - [float(v) for v in ref]).max() <= 1e-16
+
+
+# ---------------------------------------------------------------- joint: all of dom R (issue 6)
+#
+# The shipped recipe quadratic-generic (literature L6): Q(mu) = sum_k b_k (exp(2 <lam_k, mu>) - 1) with
+# b = (529, 961, 841)/8100 and lam_k = (-1, 1), (1, 2), (2, -1); dom R is the open cone between the
+# rays (2, -1) and (-1, 1). Points are made forwards in mpmath: mu along the valleys where two terms
+# balance (their ratio stays within about e^(+-10)), so that |w| = |grad Q(mu)| runs log-uniformly from
+# 1e-100 to 1e100 (and to 1e+-300); w is rounded to floats, and the reference mu at that float w is the
+# root of grad Q(mu) = w by Newton at 50 digits from the generating mu (R = <mu, w> - Q(mu), hess R =
+# hess Q(mu)^-1 there). Small |w| is reached with the two extreme rays, large |w| with (1, 2) and one of
+# them: (2, 3), (-1/3, 2/3) and (3/5, 1/5) solve <lam_i, v> = <lam_j, v> = 1 for those pairs.
+
+QG_LAM = [(-1, 1), (1, 2), (2, -1)]
+
+
+def _qg_b():
+    """b_k at the working precision (exact to it: the reference runs at 50 digits)."""
+    return [mpf(529) / 8100, mpf(961) / 8100, mpf(841) / 8100]
+
+
+_QG_VALLEYS = {"low": [(2, 3)], "high": [(mpf(-1) / 3, mpf(2) / 3), (mpf(3) / 5, mpf(1) / 5)]}
+
+
+def _qg_terms(mu):
+    return [b * mp.exp(2 * (l0 * mu[0] + l1 * mu[1])) for b, (l0, l1) in zip(_qg_b(), QG_LAM)]
+
+
+def qg_mp():
+    """Q, grad Q, hess Q of quadratic-generic in mpmath (at the working precision, for mp.matrix mu)."""
+
+    def Q(mu):
+        return mp.fsum(b * mp.expm1(2 * (l0 * mu[0] + l1 * mu[1])) for b, (l0, l1) in zip(_qg_b(), QG_LAM))
+
+    def grad(mu):
+        e = _qg_terms(mu)
+        return [2 * mp.fsum(ek * lam[i] for ek, lam in zip(e, QG_LAM)) for i in range(2)]
+
+    def hess(mu):
+        e = _qg_terms(mu)
+        return mp.matrix([[4 * mp.fsum(ek * lam[i] * lam[j] for ek, lam in zip(e, QG_LAM)) for j in range(2)]
+                          for i in range(2)])
+
+    return Q, grad, hess
+
+
+_QG_BF = np.array([529 / 8100, 961 / 8100, 841 / 8100])
+_QG_LF = np.array(QG_LAM, dtype=float)
+
+
+def qg_np():
+    """The same in float64, as the exporter writes it (Q with expm1)."""
+
+    def Q(mu):
+        return (_QG_BF * np.expm1(2 * mu @ _QG_LF.T)).sum(axis=-1)
+
+    def grad(mu):
+        return 2 * (_QG_BF * np.exp(2 * mu @ _QG_LF.T)) @ _QG_LF
+
+    def hess(mu):
+        return 4 * np.einsum("...k,ki,kj->...ij", _QG_BF * np.exp(2 * mu @ _QG_LF.T), _QG_LF, _QG_LF)
+
+    return Q, grad, hess
+
+
+def _qg_w0():
+    """w0 = grad Q(0) = (1057/2025, 161/405) exactly, and as the pair (hi, lo) with w0 = hi + lo."""
+    with mp.workdps(50):
+        w0 = qg_mp()[1]([mpf(0), mpf(0)])
+        hi = np.array([float(v) for v in w0])
+        return w0, (hi, np.array([float(v - mpf(h)) for v, h in zip(w0, hi)]))
+
+
+def _newton_ref(grad, hess, w, start):
+    """grad Q(mu) = w by plain Newton from a start next to the root (steps of at most 1/2)."""
+    mu = mp.matrix([mpf(v) for v in start])
+    for _ in range(100):
+        step = mp.lu_solve(hess(mu), mp.matrix(grad(mu)) - mp.matrix(w))
+        size = max(abs(v) for v in step)
+        mu -= step * min(1, 1 / (2 * size)) if size else step
+        if size <= mpf(10) ** (5 - mp.dps) * max(1, abs(mu[0]), abs(mu[1])):
+            return mu
+    raise AssertionError(f"the reference Newton did not converge at w = {w}")
+
+
+class Truth:
+    """Float points w with R, grad R = mu and hess R at them to 50 digits (rounded to floats)."""
+
+    def __init__(self, ws, starts):
+        _, grad, hess = qg_mp()
+        self.w = np.array(ws)
+        mus, Rs, Hs, conds, self.mu_mp = [], [], [], [], []
+        with mp.workdps(50):
+            for w, start in zip(ws, starts):
+                wm = [mpf(v) for v in w]
+                mu = _newton_ref(grad, hess, wm, start)
+                H = hess(mu)
+                self.mu_mp.append(mu)
+                mus.append([float(v) for v in mu])
+                Rs.append(float(mu[0] * wm[0] + mu[1] * wm[1] - qg_mp()[0](mu)))
+                Hs.append([[float(v) for v in row] for row in (H**-1).tolist()])
+                eig = mp.eigsy(H, eigvals_only=True)
+                conds.append(float(max(eig) / min(eig)))
+        self.mu, self.R, self.H, self.cond = (np.array(v) for v in (mus, Rs, Hs, conds))
+
+    def errors(self, R, mu, H):
+        """Relative errors: of R to |R|, of mu to ||mu||, of hess R to its largest entry (max norms)."""
+        e_R = np.abs(R - self.R) / np.abs(self.R)
+        e_mu = np.abs(mu - self.mu).max(axis=-1) / np.abs(self.mu).max(axis=-1)
+        e_H = np.abs(H - self.H).max(axis=(-2, -1)) / np.abs(self.H).max(axis=(-2, -1))
+        return e_R, e_mu, e_H
+
+
+def _valley_points(n, seed, lo, hi):
+    """(float w, generating mu): log10 |w| uniform in (lo, hi), mu = s v + m with m in [-1, 1]^2."""
+    rng = np.random.default_rng(seed)
+    ws, mus = [], []
+    with mp.workdps(50):
+        for e, m, k in zip(rng.uniform(lo, hi, n), rng.uniform(-1, 1, (n, 2)), rng.integers(0, 2, n)):
+            vs = _QG_VALLEYS["low" if e < 0 else "high"]
+            v = vs[k % len(vs)]
+            s = mpf(e) * mp.log(10) / 2
+            mu = [s * v[0] + m[0], s * v[1] + m[1]]
+            ws.append([float(x) for x in qg_mp()[1](mu)])
+            mus.append(mu)
+    return ws, mus
+
+
+@functools.cache
+def wide_truth():
+    """|w| log-uniform over 1e-100..1e100, half below 1, half above."""
+    return Truth(*_valley_points(120, seed=11, lo=-100, hi=100))
+
+
+@functools.cache
+def extreme_truth():
+    """|w| from 1e100 to 1e300 and from 1e-300 to 1e-100."""
+    w1, m1 = _valley_points(20, seed=12, lo=100, hi=300)
+    w2, m2 = _valley_points(20, seed=13, lo=-300, hi=-100)
+    return Truth(w1 + w2, m1 + m2)
+
+
+@functools.cache
+def near_truth():
+    """w = w0 + delta |w0| u, u a random unit vector, delta log-uniform in 1e-15..1e-3 (then 1e-3..1)."""
+    rng = np.random.default_rng(14)
+    w0 = _qg_w0()[0]
+    ws = []
+    with mp.workdps(50):
+        for e, th in zip(np.concatenate([rng.uniform(-15, -3, 70), rng.uniform(-3, -0.5, 20)]),
+                         rng.uniform(0, 2 * np.pi, 90)):
+            d = mpf(10) ** e * abs(w0[0])
+            ws.append([float(w0[0] + d * mp.cos(th)), float(w0[1] + d * mp.sin(th))])
+    return Truth(ws, [[0, 0]] * len(ws))
+
+
+# The float64 floor. The solver returns mu to about an ulp where hess Q is well conditioned (to
+# about cond(hess Q) eps relatively in general), and R = <mu, w> - Q(mu) is stationary in mu, so R
+# and grad R are good to ~1e-15. hess R = hess Q(mu)^-1 from a float mu cannot be better than about
+# (cond(hess Q) + 2 |lam|_1 |mu|) eps: each term exp(2 <lam_k, mu>) moves by 2 |lam_k| |delta mu|
+# relatively when mu is rounded (|mu| ~ 350 at |w| = 1e-100, ~1000 at 1e-300), and the inverse adds
+# cond(hess Q) eps. So hess R is held to 1e-13 where cond(hess Q) <= 1e3 and 1e-100 <= |w| <= 1e100
+# (most of the points), and elsewhere to twice that estimate (measured: at most half of it) where it
+# exceeds 1e-13. R near w0 is ~|w - w0|^2: only the solver's cancellation-free value reaches 1e-13 there.
+TOL = 1e-13
+EPS = np.finfo(float).eps
+
+
+def _check(truth, R, mu, H, strict=True):
+    e_R, e_mu, e_H = truth.errors(R, mu, H)
+    assert e_R.max() <= TOL, (e_R.max(), truth.w[e_R.argmax()])
+    assert e_mu.max() <= TOL, (e_mu.max(), truth.w[e_mu.argmax()])
+    floor = 2 * (truth.cond + 6 * np.abs(truth.mu).max(axis=-1)) * EPS
+    assert (e_H <= np.maximum(TOL, floor)).all(), truth.w[np.argmax(e_H / np.maximum(TOL, floor))]
+    if strict:
+        good = truth.cond <= 1e3
+        assert good.mean() > 0.8  # the sample is mostly well conditioned
+        assert e_H[good].max() <= TOL, (e_H[good].max(), truth.w[good][e_H[good].argmax()])
+
+
+def test_joint_np_whole_cone():
+    """|w| from 1e-100 to 1e100: R, grad R, hess R to 1e-13 (was: 'hess Q is singular' past |w| ~ 1e20,
+    1e-6 relative error for |w| < 1e-20). Warnings are errors here: nothing overflows."""
+    t = wide_truth()
+    Q, grad, hess = qg_np()
+    mu = newton_np(Q, grad, hess, t.w)
+    _check(t, (mu * t.w).sum(axis=-1) - Q(mu), mu, np.linalg.inv(hess(mu)))
+    mu2, R = newton_np(Q, grad, hess, t.w, w0=_qg_w0()[1], value=True)
+    _check(t, R, mu2, np.linalg.inv(hess(mu2)))
+
+
+def test_joint_np_extremes():
+    """|w| out to 1e+-300 (hess Q up to ~1e301 at the solution: still finite)."""
+    t = extreme_truth()
+    Q, grad, hess = qg_np()
+    mu = newton_np(Q, grad, hess, t.w)
+    _check(t, (mu * t.w).sum(axis=-1) - Q(mu), mu, np.linalg.inv(hess(mu)), strict=False)
+
+
+def test_joint_np_next_to_w0():
+    """w within 1e-15..1e-3 (relative) of w0: f's values cancel there, and grad Q(mu) - w loses
+    log10(|w0| / |w - w0|) digits; with w0 to twice float precision, mu and R stay exact to ~1e-15."""
+    t = near_truth()
+    Q, grad, hess = qg_np()
+    # without w0 the solver can only use grad(0), itself rounded: mu is exact relative to |w0|, not to
+    # |w - w0| (about eps |w0| / |hess Q(0)| absolutely), and the plain R = <mu, w> - Q(mu) cancels to
+    # an absolute eps (|<mu, w>| + |Q(mu)|)
+    plain = newton_np(Q, grad, hess, t.w)
+    assert np.abs(plain - t.mu).max() <= 8 * EPS
+    mu, R = newton_np(Q, grad, hess, t.w, w0=_qg_w0()[1], value=True)
+    _check(t, R, mu, np.linalg.inv(hess(mu)))
+
+
+def test_joint_np_outside_and_edges():
+    """Outside the cone at every scale, and on its edges (rays of (2, -1) and (-1, 1)): ValueError."""
+    fns = qg_np()
+    for w in ([-1e100, -1e100], [1e-100, -1e-100], [-1.0, -0.5], [1e300, -1e300], [-1e-3, 1e-3], [0.0, 0.0],
+              [2e-90, -1e-90], [-1e200, 1e200]):
+        with pytest.raises(ValueError, match=r"is outside dom R"):
+            newton_np(*fns, np.array([[0.3, 0.4], w]))
+
+
+def test_joint_np_generated_module():
+    """The exported quadratic-generic module: grad_R and hess_R as above over 1e-100..1e100 and next to
+    w0 (the exporter passes w0 = hi + lo); its R = <mu, w> - Q(mu) (the plan's formula, not the
+    solver's value) is exact except next to w0, where it cancels to an absolute eps (|<mu, w>| + |Q|)."""
+    src = numpy_module(derived("quadratic-generic"))
+    assert "w0=(np.array([" in src
+    ns = {}
+    exec(compile(src, "quadratic_generic.py", "exec"), ns)
+    for t in (wide_truth(), near_truth()):
+        R, mu, H = ns["evaluate"](t.w)
+        # the magnitude that formula is rounded at: its terms mu_i w_i and b_k expm1(2 <lam_k, mu>)
+        terms = np.abs(t.mu * t.w).sum(axis=-1) + (_QG_BF * np.abs(np.expm1(2 * t.mu @ _QG_LF.T))).sum(axis=-1)
+        assert (np.abs(R - t.R) <= TOL * np.abs(t.R) + 8 * EPS * terms).all()
+        _check(t, t.R, mu, H)
+
+
+def _mp_rel(got, ref) -> mpf:
+    return max(abs(got[i] - ref[i]) for i in range(2)) / max(abs(ref[0]), abs(ref[1]))
+
+
+def test_joint_mp_whole_cone():
+    """The mpmath twin over 1e-300..1e300 at 30 digits (it stopped at f's rounding of |Q| for tiny w, and
+    found hess Q singular past |w| ~ 1e50)."""
+    Q, grad, hess = qg_mp()
+    for t in (wide_truth(), extreme_truth()):
+        for k in range(0, len(t.w), 3):
+            got = convex_newton_mp(Q, grad, hess, t.w[k])
+            assert _mp_rel(got, t.mu_mp[k]) <= mpf("1e-25"), t.w[k]
+
+
+def test_joint_mp_next_to_w0():
+    """At 30 digits next to w0: the residual is taken at twice the precision at the end, so mu is
+    exact relative to |mu| (at the working precision alone it would lose log10(|w0| / |w - w0|) digits)."""
+    Q, grad, hess = qg_mp()
+    t = near_truth()
+    for k in range(0, len(t.w), 2):
+        got = convex_newton_mp(Q, grad, hess, t.w[k])
+        assert _mp_rel(got, t.mu_mp[k]) <= mpf("1e-25"), t.w[k]
+    assert _max_abs(convex_newton_mp(Q, grad, hess, _qg_w0()[0])) < mpf("1e-29")  # w0 to 30 digits
 
 
 # ---------------------------------------------------------------- the source text
