@@ -224,8 +224,9 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
                 if others:
                     raise FlowUnavailable(
                         f"the flow of ∇G_{i + 1} couples {xk} with {', '.join(sorted(s.name for s in others))} "
-                        f"non-linearly (∂G_{i + 1}/∂{xk} = {f}); only quadratic families and decoupled coordinates "
-                        f"have closed-form flows here"
+                        f"non-linearly (∂G_{i + 1}/∂{xk} = {f}); the flows here are those of quadratic families, "
+                        f"decoupled coordinates and single monomials c·Π x_k^n_k (a sum of such terms that share no "
+                        f"variable, such as u1*u2*u3 - v1*v2*v3, is not handled yet)"
                     )
                 phi[k], how = cache.get("scalar flow", (xk,), (f, p.x0[k]),
                                         lambda c, f=f, xk=xk, k=k: _scalar_flow(f.xreplace({xk: c}), c, p.x0[k], p, budget))

@@ -66,9 +66,11 @@ def _constants(x, n, m):
 def _rate(sig, c, x, n, m, r, b):
     """∂_m G at x(σ): the speed dσ/dt of the curve parameter."""
     out = c * n[m] * sig ** (n[m] - 1)
+    s2 = sig * sig
     for k in range(len(n)):
         if k != m:
-            out *= (mp.sign(x[k]) * mp.sqrt(b[k] + r[k] * sig**2)) ** n[k]
+            f = mp.sqrt(b[k] + r[k] * s2)
+            out *= (f if n[k] == 1 else f ** n[k]) if x[k] > 0 else (-f) ** n[k]
     return out
 
 
@@ -250,9 +252,8 @@ class _OrbitFunction(sp.Function):
 
     @classmethod
     def _evaluate(cls, arg, c, x):
-        with mp.workdps(mp.mp.dps + 10):
-            out = cls._compute(arg, c, x)
-        return +out
+        # memoised: R, ∇R and ∇²R of one point all need σ_w(w), and a trajectory re-asks T(σ)
+        return _cached(cls, arg, c, tuple(x), mp.mp.prec)
 
     def _eval_evalf(self, prec):
         vals = [a.evalf(prec + 20) for a in self.args]
@@ -283,6 +284,14 @@ class _OrbitFunction(sp.Function):
         arg = printer._print(self.args[0])
         tex = rf"{name}_{{{self.index}}}\left({arg}\right)"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached(cls, arg, c, x, prec):
+    with mp.workprec(prec):
+        with mp.workdps(mp.mp.dps + 10):
+            out = cls._compute(arg, c, list(x))
+        return +out
 
 
 def curve_point(sig, x: Sequence[sp.Expr], n: Sequence[int], m: int) -> list[sp.Expr]:
