@@ -262,5 +262,13 @@ def test_cli_exports_and_refuses_the_frameworks_clearly(tmp_path):
     doc = json.loads(js.read_text())
     part = doc["pieces"][0]["parts"][0]
     assert doc["closed_form"] is False and part["orbit"]["parameter"] == "u1" and part["orbit"]["crosses_zero"]
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    schema = json.loads((Path(__file__).parent.parent / "docs" / "schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    del part["orbit"]["T"]  # the schema describes the orbit: an incomplete one is invalid
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
     assert main(["derive", "product-3", "--torch", str(tmp_path / "t.py")]) == 5
     assert not (tmp_path / "t.py").exists()
