@@ -13,7 +13,10 @@ derivative in µ vanishes at the root, so the error left is O(|δw|²) after the
 O(|δw|⁴) after the second: autodiff gives dµ/dw = ∇²Q_b(µ)⁻¹ and d²µ/dw² exactly, hence ∇R = µ and
 ∇²R of R = ⟨µ, w⟩ − Q(µ); hess_R, the framework's inverse of ∇²Q_b(µ), differentiates to ∇³R. The
 steps serve the derivatives only: µ = µ_solver + (µ_newton − stop_gradient(µ_newton)) has the solver's
-value exactly, since ∇Q_b(µ) − w_b loses digits next to w0 = ∇Q_b(0) where the solver need not.
+value exactly, since ∇Q_b(µ) − w_b loses digits next to w0 = ∇Q_b(0) where the solver need not. So has
+the block's R_b: it is ⟨µ, w_b⟩ − Q_b(µ) in the framework, for its derivatives, with the value of the
+solver's R_b, computed as ⟨µ, w_b − w0⟩ − ∫(1 − t)⟨µ, ∇²Q_b(tµ)µ⟩dt next to w0 (the formula would cancel
+there to a relative error eps/δ at |w_b − w0| = δ|w0|).
 
 Inputs keep their dtype (enable ``jax_enable_x64`` for float64 under JAX). Under PyTorch a point
 outside dom R raises ValueError as in numpy; under JAX (which may be tracing) it gives NaN (for a
@@ -117,55 +120,69 @@ class _ArrayWriter(ModuleWriter):
 
     def _numpy_joint(self, js: JointSolve, sig: str, kw: str) -> list[str]:
         """``_np_Q<b>``, ``_np_gradQ<b>``, ``_np_hessQ<b>`` (the numpy module's ``_Q<b>``, ``_gradQ<b>``,
-        ``_hessQ<b>``) and ``_joint<b>(w, *parameters)``: µ_b for a batch of w_b, solved in float64
-        numpy and returned in w's dtype."""
+        ``_hessQ<b>``) and ``_joint<b>(w, *parameters, value=False)``: µ_b for a batch of w_b, or
+        (µ_b, R_b) with ``value``, solved in float64 numpy (with the numpy module's w0) and returned in
+        w's dtype."""
         b, npw = js.index, ModuleWriter(self.plan)
         out = [*npw._helper_function(f"_np_Q{b}", "m", js.vars, [js.Q], "value"),
                *npw._helper_function(f"_np_gradQ{b}", "m", js.vars, list(js.grad), "vector"),
                *npw._helper_function(f"_np_hessQ{b}", "m", js.vars, [e for row in js.hess for e in row], "matrix")]
         fns = ", ".join(f"lambda m: _np_{f}{b}(m{kw})" for f in ("Q", "gradQ", "hessQ"))
-        out += [f"def _joint{b}(w{sig}):",
-                f'    """µ minimising Q_{b}(µ) − <µ, w> per row of w (float64 numpy, on detached values)."""',
-                "    x = np.asarray(w, dtype=float)"]
+        w0 = ModuleWriter.joint_w0(js)  # the numpy module's w0 = hi + lo ("" when w0 has parameters)
+        out += [f"def _joint{b}(w{sig}, value=False):",
+                f'    """µ minimising Q_{b}(µ) − <µ, w> per row of w, and with value also R = <µ, w> − Q_{b}(µ)',
+                '    (float64 numpy, on detached values)."""',
+                "    x = np.asarray(w, dtype=float)",
+                "    dtype = np.asarray(w).dtype"]
         if not self.nan_outside:
-            return out + [f"    return _convex_newton({fns}, x).astype(np.asarray(w).dtype)", "", ""]
+            return out + [f"    mu, r = _convex_newton({fns}, x{w0}, value=True)",
+                          "    return (mu.astype(dtype), r.astype(dtype)) if value else mu.astype(dtype)", "", ""]
         return out + ["    try:",
-                      f"        mu = _convex_newton({fns}, x)",
+                      f"        mu, r = _convex_newton({fns}, x{w0}, value=True)",
                       "    except ValueError:  # a row outside dom R: NaN there, the other rows one by one",
                       "        rows = x.reshape(-1, x.shape[-1])",
-                      "        mu = np.full(rows.shape, np.nan)",
+                      "        mu, r = np.full(rows.shape, np.nan), np.full(rows.shape[0], np.nan)",
                       "        for k in range(rows.shape[0]):",
                       "            try:",
-                      f"                mu[k] = _convex_newton({fns}, rows[k:k + 1])[0]",
+                      f"                m, v = _convex_newton({fns}, rows[k:k + 1]{w0}, value=True)",
+                      "                mu[k], r[k] = m[0], v[0]",
                       "            except ValueError:",
                       "                pass",
-                      "        mu = mu.reshape(x.shape)",
-                      "    return mu.astype(np.asarray(w).dtype)", "", ""]
+                      "        mu, r = mu.reshape(x.shape), r.reshape(x.shape[:-1])",
+                      "    return (mu.astype(dtype), r.astype(dtype)) if value else mu.astype(dtype)", "", ""]
 
     def newton(self, sv: ScalarSolve, kw: str) -> list[str]:
         nu, s = sv.nu.name, sv.s.name
         # two steps from the detached root: exact first and second derivatives (module docstring)
         return ["for _ in range(2):", f"    {nu} = {nu} - (_dq{sv.index}({nu}{kw}) - {s}) / _ddq{sv.index}({nu}{kw})"]
 
-    def detached_joint(self, js: JointSolve, wb: str) -> str:
-        """The expression for µ_b solved on the detached values of the array ``wb`` (no gradient)."""
+    def detached_joint(self, js: JointSolve, wb: str, value: bool = False) -> str:
+        """The expression for µ_b, or with ``value`` for the pair (µ_b, R_b), solved on the detached
+        values of the array ``wb`` (no gradient)."""
         raise NotImplementedError
 
     def stop_gradient(self, x: str) -> str:
         raise NotImplementedError
 
-    def joint_solve(self, js: JointSolve, kw: str, need_H: bool) -> list[str]:
+    def joint_solve(self, js: JointSolve, kw: str, need_H: bool, need_R: bool = False) -> list[str]:
         b, ns = js.index, self.backend.ns
-        wb, mu, nw = f"_w{b}", f"_mu{b}", f"_newton{b}"
+        wb, mu, nw, rv = f"_w{b}", f"_mu{b}", f"_newton{b}", f"_value{b}"
         # two steps from the detached minimiser: exact first and second derivatives (module docstring).
         # Their value is only for the derivatives: ∇Q_b(µ) − w_b cancels next to w0, where the numpy
         # solver may do better, so µ keeps the solver's value exactly (x − x = 0 in floats)
-        return [f"{wb} = {self.stack([w.name for w in js.ws], -1)}", f"{mu} = {self.detached_joint(js, wb)}",
-                f"{nw} = {mu}", "for _ in range(2):",
-                f"    {nw} = {nw} - {ns}.linalg.solve(_hessQ{b}({nw}{kw}), (_gradQ{b}({nw}{kw}) - {wb})[..., None])[..., 0]",
-                f"{mu} = {mu} + ({nw} - {self.stop_gradient(nw)})",
-                *[f"{m.name} = {mu}[..., {a}]" for a, m in enumerate(js.mus)],
-                *self._joint_curvature(js, kw, need_H)]
+        lines = [f"{wb} = {self.stack([w.name for w in js.ws], -1)}",
+                 f"{mu}, {rv} = {self.detached_joint(js, wb, True)}" if need_R else f"{mu} = {self.detached_joint(js, wb)}",
+                 f"{nw} = {mu}", "for _ in range(2):",
+                 f"    {nw} = {nw} - {ns}.linalg.solve(_hessQ{b}({nw}{kw}), (_gradQ{b}({nw}{kw}) - {wb})[..., None])[..., 0]",
+                 f"{mu} = {mu} + ({nw} - {self.stop_gradient(nw)})",
+                 *[f"{m.name} = {mu}[..., {a}]" for a, m in enumerate(js.mus)]]
+        if need_R:
+            # R_b = <µ, w_b> − Q_b(µ) for the derivatives, the solver's R_b for the value (the formula
+            # cancels next to w0): the same x_solver + (x − stop_gradient(x)) as for µ
+            r = js.value.name
+            lines += [f"{r} = {' + '.join(f'{m.name}*{w.name}' for m, w in zip(js.mus, js.ws))} - _Q{b}({mu}{kw})",
+                      f"{r} = {rv} + ({r} - {self.stop_gradient(r)})"]
+        return lines + self._joint_curvature(js, kw, need_H)
 
     def _joint_curvature(self, js: JointSolve, kw: str, need_H: bool) -> list[str]:
         b = js.index
@@ -198,8 +215,11 @@ class TorchWriter(_ArrayWriter):
         return [f"{sv.nu.name} = torch.as_tensor(_solve{sv.index}({s}.detach().cpu().numpy(){params}), dtype={s}.dtype)",
                 *self.newton(sv, kw)]
 
-    def detached_joint(self, js: JointSolve, wb: str) -> str:
+    def detached_joint(self, js: JointSolve, wb: str, value: bool = False) -> str:
         params = self._detached_parameters()
+        if value:
+            return (f"(torch.as_tensor(v, dtype={wb}.dtype) for v in "
+                    f"_joint{js.index}({wb}.detach().cpu().numpy(){params}, value=True))")
         return f"torch.as_tensor(_joint{js.index}({wb}.detach().cpu().numpy(){params}), dtype={wb}.dtype)"
 
     def stop_gradient(self, x: str) -> str:
@@ -237,10 +257,14 @@ class JaxWriter(_ArrayWriter):
         return [f"{sv.nu.name} = jax.pure_callback(_solve{sv.index}, jax.ShapeDtypeStruct({s}.shape, {s}.dtype), "
                 f"jax.lax.stop_gradient({s}){params}, vmap_method='sequential')", *self.newton(sv, kw)]
 
-    def detached_joint(self, js: JointSolve, wb: str) -> str:
+    def detached_joint(self, js: JointSolve, wb: str, value: bool = False) -> str:
         params = "".join(f", jax.lax.stop_gradient(jnp.asarray({q.name}, {wb}.dtype))" for q in self.p.parameters)
-        return (f"jax.pure_callback(_joint{js.index}, jax.ShapeDtypeStruct({wb}.shape, {wb}.dtype), "
-                f"jax.lax.stop_gradient({wb}){params}, vmap_method='sequential')")
+        mu = f"jax.ShapeDtypeStruct({wb}.shape, {wb}.dtype)"
+        fn, shapes = f"_joint{js.index}", mu
+        if value:
+            fn = f"lambda *a: _joint{js.index}(*a, value=True)"
+            shapes = f"({mu}, jax.ShapeDtypeStruct({wb}.shape[:-1], {wb}.dtype))"
+        return f"jax.pure_callback({fn}, {shapes}, jax.lax.stop_gradient({wb}){params}, vmap_method='sequential')"
 
     def stop_gradient(self, x: str) -> str:
         return f"jax.lax.stop_gradient({x})"

@@ -490,7 +490,9 @@ class ScalarSolve:
 class JointSolve:
     """µ_b = argmin Q_b(µ) − ⟨µ, w_b⟩ for a joint block; Q, grad, hess are formulas in ``vars``.
 
-    ``mus`` name the solution's components and ``H`` the entries of (∇²Q_b(µ_b))⁻¹ = ∇²R_b."""
+    ``mus`` name the solution's components, ``H`` the entries of (∇²Q_b(µ_b))⁻¹ = ∇²R_b and ``value``
+    the block's R_b(w_b) = ⟨µ_b, w_b⟩ − Q_b(µ_b), which the solver returns without the cancellation
+    of that formula next to w0 = ∇Q_b(0) (see :meth:`ModuleWriter.joint_solve`)."""
 
     mus: tuple[sp.Symbol, ...]
     ws: tuple[sp.Symbol, ...]
@@ -504,6 +506,10 @@ class JointSolve:
     def H(self) -> tuple[tuple[sp.Symbol, ...], ...]:
         k = len(self.mus)
         return tuple(tuple(sp.Symbol(f"_H{self.index}_{a}{c}", real=True) for c in range(k)) for a in range(k))
+
+    @property
+    def value(self) -> sp.Symbol:
+        return sp.Symbol(f"_R{self.index}", real=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -581,7 +587,9 @@ def plan(d: Derivation) -> Plan:
         if blk.pieces is None:
             js = _joint(blk, mus, [p.w[i] for i in idx], bno + 1, rewrite)
             solves.append(js)
-            R += sp.Add(*(m * w for m, w in zip(js.mus, js.ws))) - js.Q.xreplace(dict(zip(js.vars, js.mus)))
+            # R_b = ⟨µ, w⟩ − Q_b(µ) from the solver: as a formula it cancels next to w0 (relative error eps/δ
+            # at |w − w0| = δ|w0|), the solver's form ⟨µ, w − w0⟩ − ∫(1 − t)⟨µ, ∇²Q_b(tµ)µ⟩dt does not
+            R += js.value
             for a, i in enumerate(idx):
                 grad[i] = js.mus[a]
                 for c, k in enumerate(idx):
@@ -818,17 +826,27 @@ class ModuleWriter:
         return [f"{sv.nu.name} = _scalar_inverse({g}, {dg}, {sv.s.name}, {bounds})",
                 f"{sv.nu.name} = _polish({g}, {dg}, {sv.s.name}, {sv.nu.name}, {bounds})"]
 
-    def joint_solve(self, js: JointSolve, kw: str, need_H: bool) -> list[str]:
-        b = js.index
-        # w0 = ∇Q_b(0) as hi + lo to twice float precision, when it is a number (no parameters):
-        # next to w0 the solver takes ∇Q_b(µ) − w as ∫∇²Q_b(tµ)µ dt − (w − w0), exact only with w0 exact
+    @staticmethod
+    def joint_w0(js: JointSolve) -> str:
+        """The ``, w0=(hi, lo)`` argument of ``_convex_newton`` for a joint block, or "" when w0 = ∇Q_b(0)
+        is not a plain number (it has parameters; the solver then takes w0 = grad(0) in floats).
+
+        w0 is given as hi + lo to twice float precision: next to w0 the solver takes ∇Q_b(µ) − w as
+        ∫∇²Q_b(tµ)µ dt − (w − w0) and R_b as ⟨µ, w − w0⟩ − ∫(1 − t)⟨µ, ∇²Q_b(tµ)µ⟩dt, exact only with w0 exact."""
         w0 = [sp.N(g.xreplace(dict.fromkeys(js.vars, 0)), 40) for g in js.grad]
-        extra = ""
-        if all(v.is_Float and abs(v) < 1e300 for v in w0):
-            hi = [float(v) for v in w0]
-            lo = [float(v - sp.Float(h, 40)) for v, h in zip(w0, hi)]
-            extra = f", w0=(np.array({hi!r}), np.array({lo!r}))"
-        lines = [f"_mu{b} = _convex_newton(lambda m: _Q{b}(m{kw}), lambda m: _gradQ{b}(m{kw}), "
+        if not all(v.is_Float and abs(v) < 1e300 for v in w0):
+            return ""
+        hi = [float(v) for v in w0]
+        lo = [float(v - sp.Float(h, 40)) for v, h in zip(w0, hi)]
+        return f", w0=(np.array({hi!r}), np.array({lo!r}))"
+
+    def joint_solve(self, js: JointSolve, kw: str, need_H: bool, need_R: bool = False) -> list[str]:
+        """µ_b (and, with ``need_R``, the block's value R_b = ``_R<b>``, from the solver: the formula
+        ⟨µ, w⟩ − Q_b(µ) loses its digits next to w0) and, with ``need_H``, the entries of ∇²R_b."""
+        b = js.index
+        extra = self.joint_w0(js) + (", value=True" if need_R else "")
+        out = f"_mu{b}, {js.value.name}" if need_R else f"_mu{b}"
+        lines = [f"{out} = _convex_newton(lambda m: _Q{b}(m{kw}), lambda m: _gradQ{b}(m{kw}), "
                  f"lambda m: _hessQ{b}(m{kw}), {self.stack([w.name for w in js.ws], -1)}{extra})"]
         lines += [f"{m.name} = _mu{b}[..., {a}]" for a, m in enumerate(js.mus)]
         if need_H:
@@ -1005,7 +1023,7 @@ class ModuleWriter:
         solves = []
         for sv in reversed(pl.solves):  # solves depend on defs and w only
             produced = ({sv.nu, sv.h} if isinstance(sv, ScalarSolve) else {sv.sig, sv.nu} if isinstance(sv, OrbitSolve)
-                        else set(sv.mus) | {h for row in sv.H for h in row})
+                        else set(sv.mus) | {h for row in sv.H for h in row} | {sv.value})
             if produced & need:
                 solves.insert(0, sv)
                 need |= set(sv.ws) if isinstance(sv, JointSolve) else {sv.s}
@@ -1043,8 +1061,9 @@ class ModuleWriter:
                     lines += ["    " + line for line in self.scalar_curvature(sv, self._kw)]
                 arrays |= {sv.nu, sv.h}
             else:
-                lines += ["    " + line for line in self.joint_solve(sv, self._kw, bool(need & {h for row in sv.H for h in row}))]
-                arrays |= set(sv.mus) | {h for row in sv.H for h in row}
+                need_H = bool(need & {h for row in sv.H for h in row})
+                lines += ["    " + line for line in self.joint_solve(sv, self._kw, need_H, sv.value in need)]
+                arrays |= set(sv.mus) | {h for row in sv.H for h in row} | {sv.value}
         body, results = self._cse(exprs, arrays, like="w")
         lines += ["    " + line for line in body]
         k, outs = 0, []

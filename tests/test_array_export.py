@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import derived
+from test_numpy_export import joint_points, joint_reference
 
 from mirrorsym import numpy_module
 from mirrorsym._array_export import jax_module, torch_module
@@ -189,6 +190,67 @@ def test_joint_block_jax_values_autodiff_jit_and_domain(joint):
     out = jax.jit(mod["grad_R"])(jnp.asarray([[-1.0, -1.0], list(j.w[0])], dtype=jnp.float32))
     assert out.dtype == jnp.float32
     assert np.isnan(np.asarray(out[0])).all() and _rel(np.asarray(out[1:]), j.G[:1]) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def joint_near():
+    """Points next to w0 (δ = 1e-15 … 1e-3, and float w0) and across the cone (:func:`joint_points`), the
+    numpy module's (R, ∇R, ∇²R) there and R in mpmath at 50 digits (:func:`joint_reference`)."""
+    d = derived(JOINT)
+    ref = _load(numpy_module(d))
+    w, start = joint_points(SimpleNamespace(**ref))
+    R, G, H = ref["evaluate"](w)
+    exact = joint_reference(d)
+    return SimpleNamespace(d=d, w=w, R=R, G=G, H=H, w0=ref["grad_Q"](np.zeros(2)),
+                           mp_R=[exact(p, m) for p, m in zip(w, start)])
+
+
+def _check_joint_R(j, R, g):
+    """R against mpmath to 1e-13 (the formula ⟨µ, w⟩ − Q(µ) would be off by eps/δ: 0.4 at δ = 1e-15) and
+    bit for bit the numpy module's; autodiff g = ∂R against ∇R. The framework R is ⟨µ, w⟩ − Q(µ) for
+    its derivatives, so ∂R = µ + (∂µ)ᵀ(w − ∇Q(µ)) with the float residual w − ∇Q(µ) ~ eps|w|: the
+    error is ≤ eps|w|‖∇²R(w)‖ in norm (measured: 0.85 of it): ~1e-16 relative at well-conditioned
+    points, 2e-10 at µ = (0.6, −2.8) where cond ∇²Q ≈ 4e7, and all of ∂R at float w0, where µ ≈ 1e-17
+    (as before R took the solver's value). Tolerance: max(8 eps |w| ‖∇²R(w)‖, 1e-13 |∇R|)."""
+    worst = max(float(abs(r - e) / abs(e)) for r, e in zip(R, j.mp_R))
+    assert worst <= 1e-13, worst
+    assert np.array_equal(R, j.R)
+    err = np.linalg.norm(g - j.G, axis=1)
+    bound = 8 * np.finfo(float).eps * np.linalg.norm(j.w, axis=1) * np.linalg.norm(j.H, ord=2, axis=(1, 2))
+    assert np.all(err <= np.maximum(bound, 1e-13 * np.linalg.norm(j.G, axis=1))), np.max(err / bound)
+
+
+def test_joint_block_R_torch_is_exact_next_to_w0(joint_near):
+    """R of the torch module is the numpy solver's (µ and R solved with the numpy module's w0), and
+    autodiff of it gives ∇R and ∇²R (the framework formula ⟨µ, w⟩ − Q(µ), value replaced)."""
+    torch = pytest.importorskip("torch")
+    j = joint_near
+    mod = _load(torch_module(j.d))
+    wt = torch.tensor(j.w, requires_grad=True)
+    Rt = mod["R"](wt)
+    (g,) = torch.autograd.grad(Rt.sum(), wt)
+    _check_joint_R(j, Rt.detach().numpy(), g.numpy())
+    assert np.array_equal(mod["evaluate"](torch.tensor(j.w))[0].numpy(), j.R)
+    assert np.array_equal(mod["grad_R"](torch.tensor(j.w)).numpy(), j.G)
+    for k in range(0, len(j.w), 6):  # second order, next to w0 and out in the cone
+        h = torch.autograd.functional.hessian(lambda y: mod["R"](y[None])[0], torch.tensor(j.w[k]))
+        assert _rel(h.numpy()[None], j.H[k][None]) <= 1e-10
+
+
+def test_joint_block_R_jax_is_exact_next_to_w0(joint_near):
+    """As for torch, under jit (∇²R by autodiff under JAX: test_jax_module_is_differentiable_and_jits)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    j = joint_near
+    mod = _load(jax_module(j.d))
+    x = jax.numpy.asarray(j.w)
+    R = np.asarray(jax.jit(mod["R"])(x))
+    g = np.asarray(jax.jit(jax.grad(lambda y: mod["R"](y).sum()))(x))
+    _check_joint_R(j, R, g)
+    assert np.array_equal(np.asarray(mod["grad_R"](x)), j.G)
+    # outside dom R: NaN in that row, R and µ, and the solver's values in the others
+    R2 = np.asarray(jax.jit(mod["R"])(jax.numpy.asarray([[-1.0, -1.0], list(j.w[0])])))
+    assert np.isnan(R2[0]) and R2[1] == j.R[0]
 
 
 def test_joint_block_with_a_parameter_torch():

@@ -144,6 +144,64 @@ def test_joint_block_is_accurate_inside_the_cone():
         assert np.allclose(H[k], np.array(Hr.tolist(), dtype=float), rtol=1e-11, atol=0)
 
 
+def joint_reference(d):
+    """R(w) at the exact float w, in mpmath at 50 digits, for a derivation without parameters:
+    µ solves ∇Q(µ) = w by mp.findroot (multidimensional Newton with J = ∇²Q) from ``start``, and
+    R = ⟨µ, w⟩ − Q(µ). At |w − w0| = δ|w0| both terms are ≈ |µ||w0| ≈ δ while R ≈ δ², so this loses
+    about 2·|log10 δ| ≤ 30 of the 50 digits, and keeps ≥ 20 (Q is stationary in µ: an error in µ at
+    the 1e-47 of findroot's tolerance costs nothing)."""
+    p = d.parametrization
+    assert not p.parameters
+    Q = sp.lambdify(list(p.mu), d.Q, "mpmath")
+    grad = sp.lambdify(list(p.mu), list(d.grad_Q), "mpmath")
+    hess = sp.lambdify(list(p.mu), sp.Matrix(d.grad_Q).jacobian(list(p.mu)).tolist(), "mpmath")
+
+    def R(w, start):
+        with mp.workdps(50):
+            x = [mp.mpf(float(v)) for v in w]
+            mu = mp.findroot(lambda *m: [g - v for g, v in zip(grad(*m), x)], [mp.mpf(float(v)) for v in start], J=hess)
+            mu = [mu[i] for i in range(len(x))]
+            assert max(abs(g - v) for g, v in zip(grad(*mu), x)) <= mp.mpf(10) ** -40 * max(abs(v) for v in x)
+            return mp.fsum(m * v for m, v in zip(mu, x)) - Q(*mu)
+
+    return R
+
+
+def near_w0(w0, deltas=tuple(10.0**k for k in range(-15, -2, 2))):
+    """Points w next to w0: w0·(1 ± δ) and w0 + δ|w0|u for six unit vectors u, per δ; and for each
+    the start µ = ∇²Q(0)⁻¹(w − w0) of the mpmath reference (in floats; Newton does the rest)."""
+    ang = np.arange(6) * np.pi / 3 + 0.1
+    units = np.stack([np.cos(ang), np.sin(ang)], axis=-1)
+    w = np.array([p for dl in deltas for p in (w0 * (1 + dl), w0 * (1 - dl), *(w0 + dl * np.linalg.norm(w0) * units))])
+    assert not (w == w0).all(axis=-1).any()
+    return w
+
+
+def joint_points(mod):
+    """(w, start) for quadratic-generic: next to w0 (δ = 1e-15 … 1e-3, and w0 itself, rounded to
+    float) and at w = ∇Q(µ) for µ
+    uniform in [−3, 3]² (cond ∇²Q up to ~1e8: R is stationary in µ, so it stays exact there)."""
+    w0, h0 = mod.grad_Q(np.zeros(2)), mod.hess_R(mod.grad_Q(np.zeros(2)))
+    near = np.concatenate([near_w0(w0), w0[None]])  # float w0 is not w0: R(float w0) ≈ 8e-34, not 0
+    mus = np.random.default_rng(11).uniform(-3, 3, size=(16, 2))
+    return np.concatenate([near, mod.grad_Q(mus)]), np.concatenate([(near - w0) @ h0.T, mus])
+
+
+def test_joint_block_R_is_exact_next_to_w0_and_across_the_cone():
+    """R = ⟨µ, w⟩ − Q(µ) as a formula cancels next to w0 = ∇Q(0) (relative error eps/δ at
+    |w − w0| = δ|w0|: 0.4 at δ = 1e-15); the module takes R from the solver, which computes it as
+    ⟨µ, w − w0⟩ − ∫(1 − t)⟨µ, ∇²Q(tµ)µ⟩dt there. Against mpmath at the exact float w, to 1e-13."""
+    d = derived("quadratic-generic")
+    mod = module("quadratic-generic")
+    w, start = joint_points(mod)
+    ref = joint_reference(d)
+    R, G, H = mod.evaluate(w)
+    assert np.array_equal(R, mod.R(w)) and np.array_equal(G, mod.grad_R(w)) and np.array_equal(H, mod.hess_R(w))
+    worst = max(float(abs(r - ref(p, m)) / abs(ref(p, m))) for p, r, m in zip(w, R, start))
+    assert worst <= 1e-13, worst
+    assert np.array_equal(mod.R(w[:72].reshape(4, 18, 2)), R[:72].reshape(4, 18))  # any batch shape, row by row
+
+
 @pytest.mark.parametrize("name", ["hyperbolic-entropy", "azulay-shape", "egu", "deep-one-sided-3", "woodworth-depth-3"])
 def test_no_floating_point_warnings_where_results_are_representable(name):
     d = derived(name)
