@@ -30,6 +30,8 @@ True
 
 from __future__ import annotations
 
+import sympy as sp
+
 from ._derivation import Derivation
 from ._numpy_export import NUMPY, Backend, JointSolve, ModuleWriter, OrbitSolve, Printer, ScalarSolve, cse_code, plan
 
@@ -81,11 +83,13 @@ class _ArrayWriter(ModuleWriter):
     #: the detached joint solve gives NaN in the rows outside dom R instead of raising (JAX: tracing)
     nan_outside = False
 
-    def __init__(self, pl):
-        super().__init__(pl)
-        if any(isinstance(sv, OrbitSolve) for sv in pl.solves):
-            raise NotImplementedError(f"{self.p.name}: the {self.library} export of a monomial-orbit block (its "
-                                      "quadrature T(σ)) is not available yet; use the numpy module")
+    def orbit_helpers(self, library: str) -> str:
+        """The orbit functions (:func:`~._orbit.framework_orbit_source`) when a piece needs them."""
+        if not any(hasattr(a, "array_code") for e in (self.plan.Q, *self.plan.grad_Q) for a in sp.preorder_traversal(e)):
+            return ""
+        from ._orbit import framework_orbit_source
+
+        return "\n" + framework_orbit_source(library).strip("\n") + "\n"
 
     def scalar_curvature(self, sv, kw: str) -> list[str]:
         # differentiable through ν (the framework's Newton steps make ν exact to first order)
@@ -99,12 +103,13 @@ class _ArrayWriter(ModuleWriter):
         ∇²Q_b (joint blocks) for them, of every implicit piece."""
         from ._solvers import solver_source
 
-        if not self.plan.solves:
+        solves = [sv for sv in self.plan.solves if not isinstance(sv, OrbitSolve)]  # orbits: orbit_helpers
+        if not solves:
             return ""
         out = [solver_source().strip("\n"), ""]
         sig = "".join(f", {q.name}" for q in self.p.parameters)
         kw = "".join(f", {q.name}=float({q.name})" for q in self.p.parameters)
-        for sv in self.plan.solves:
+        for sv in solves:
             if isinstance(sv, JointSolve):
                 out += ["", *self._numpy_joint(sv, sig, kw)]
                 continue
@@ -200,7 +205,7 @@ class TorchWriter(_ArrayWriter):
         return ["import numpy as np", "import torch"]
 
     def helpers(self) -> str:
-        return _TORCH_HELPERS + ("\n\n" + self.numpy_solvers() if self.plan.solves else "")
+        return _TORCH_HELPERS + self.orbit_helpers("torch") + ("\n\n" + self.numpy_solvers() if self.plan.solves else "")
 
     def take(self, var: str) -> str:
         conv = "".join(f"\n    {q.name} = torch.as_tensor({q.name}, dtype={var}.dtype)" for q in self.p.parameters)
@@ -246,7 +251,7 @@ class JaxWriter(_ArrayWriter):
         return ["import jax", "import jax.numpy as jnp", "import numpy as np"]
 
     def helpers(self) -> str:
-        return _JAX_HELPERS + ("\n\n" + self.numpy_solvers() if self.plan.solves else "")
+        return _JAX_HELPERS + self.orbit_helpers("jax") + ("\n\n" + self.numpy_solvers() if self.plan.solves else "")
 
     def check(self, x: str, lo: str, hi: str, label: str, where: str = "dom R") -> list[str]:
         return [f"{x} = jnp.where(({x} > {lo}) & ({x} < {hi}), {x}, jnp.nan)  # outside {where}: NaN"]

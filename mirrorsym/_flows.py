@@ -75,6 +75,8 @@ class FlowsResult:
     quadratic: tuple[QuadraticFamily | None, ...]  # one entry per block
     seconds: float
     orbits: tuple[Orbit | None, ...] = ()  # one entry per block (empty: none)
+    #: per block, the orbits of a sum of monomials in disjoint variable groups (None: not such a block)
+    orbit_groups: tuple[tuple[Orbit, ...] | None, ...] = ()
 
 
 def joint_eigenbasis(mats: list[sp.Matrix], seed: int = 0):
@@ -186,6 +188,7 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
     result: list[Flow | None] = [None] * p.d
     families: list[QuadraticFamily | None] = []
     orbits: list[Orbit | None] = []
+    groups_of: list[tuple[Orbit, ...] | None] = []
     cache = BlockCache()  # identical coordinates (up to names) are solved once
     for blk in blks:
         xs = [p.variables[k] for k in blk.x_indices]
@@ -195,6 +198,7 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
             fam = QuadraticFamily(blk, tuple(projs), tuple(lams))
             families.append(fam)
             orbits.append(None)
+            groups_of.append(None)
             xb = sp.Matrix(xs)
             for pos, i in enumerate(blk.g_indices):
                 moved = sum((sp.exp(lam[pos] * T) * (P * xb) for P, lam in zip(projs, lams)), sp.zeros(len(xs), 1))
@@ -204,8 +208,26 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
                 result[i] = Flow(i, tuple(phi), "quadratic family (joint eigenbasis)", 0.0)
             continue
         families.append(None)
-        orbit = _orbit_of(p, blk, len(orbits) + 1)
+        count = sum(o is not None for o in orbits) + sum(len(g) for g in groups_of if g)
+        orbit = _orbit_of(p, blk, count + 1)
         orbits.append(orbit)
+        groups = None if orbit is not None else _orbit_groups(p, blk, count + 1)
+        groups_of.append(groups)
+        if groups:
+            (i,) = blk.g_indices
+            phi, grouped = list(p.variables), set()
+            for orb in groups:
+                ks = [p.variables.index(v) for v in orb.variables]
+                for k, v in zip(ks, orb.curve(orb.point(T, orb.variables), orb.variables)):
+                    phi[k] = v
+                grouped |= set(ks)
+            for k in blk.x_indices:
+                if k not in grouped:  # a one-variable term: its own scalar ODE
+                    xk = p.variables[k]
+                    phi[k], _how = _scalar_flow(sp.diff(p.G[i], xk), xk, p.x0[k], p, budget)
+            names = "; ".join(f"σ{o.index} = {o.variables[o.m]}" for o in groups)
+            result[i] = Flow(i, tuple(phi), f"monomial orbits per variable group ({names}, t = T(σ) by quadrature)", 0.0)
+            continue
         if orbit is not None:
             (i,) = blk.g_indices
             xs_b = [p.variables[k] for k in blk.x_indices]
@@ -240,7 +262,39 @@ def flows(p: Parametrization, budget: Budget | None = None, seed: int = 0) -> Fl
         if not res < 1e-20:
             raise FlowUnavailable(f"the flow of ∇G_{fl.index + 1} ({fl.method}) fails its ODE check: residual {res:.3g}")
         checked.append(dataclasses.replace(fl, residual=res))
-    return FlowsResult(tuple(checked), blks, tuple(families), time.perf_counter() - t0, tuple(orbits))
+    return FlowsResult(tuple(checked), blks, tuple(families), time.perf_counter() - t0, tuple(orbits), tuple(groups_of))
+
+
+def _orbit_groups(p: Parametrization, blk: Block, index: int) -> tuple[Orbit, ...] | None:
+    """For one component G = Σ_j g_j whose terms fall into groups sharing no variable (u1u2u3 − v1v2v3):
+    the orbits of the groups of several variables, each a monomial, when there is at least one and
+    every other group has a single variable (a decoupled scalar flow). Else None."""
+    if len(blk.g_indices) != 1:
+        return None
+    g = sp.expand(p.G[blk.g_indices[0]])
+    xs = [p.variables[k] for k in blk.x_indices]
+    groups: list[tuple[set, list]] = []
+    for term in sp.Add.make_args(g):
+        vs = term.free_symbols & set(xs)
+        merged = [grp for grp in groups if grp[0] & vs]
+        for grp in merged:
+            groups.remove(grp)
+        groups.append((vs.union(*(grp[0] for grp in merged)), [term, *(t for grp in merged for t in grp[1])]))
+    if len(groups) < 2:
+        return None
+    out = []
+    for vs, terms in sorted(groups, key=lambda grp: min(xs.index(v) for v in grp[0])):
+        if len(vs) == 1:
+            continue
+        if len(terms) != 1:
+            return None
+        gvars = [v for v in xs if v in vs]
+        x0 = {v: p.x0[p.variables.index(v)].xreplace(dict(p.defaults)) for v in gvars}
+        orb = monomial_orbit(terms[0], gvars, x0, index + len(out))
+        if orb is None:
+            return None
+        out.append(orb)
+    return tuple(out) or None
 
 
 def _orbit_of(p: Parametrization, blk: Block, index: int) -> Orbit | None:

@@ -432,6 +432,21 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
         split = _quadratic_split(bp) if bp.terms is not None else None
         if bp.orbit is not None:
             out.append(LegendreBlock(bp.block, bp, sp.eye(1), (_orbit_piece(p, bp, values),)))
+        elif k == 1 and _has_orbit_function(bp.Q):
+            # a sum over the orbits of variable groups: no formula to invert, the solve is numerical
+            (i,) = idx
+            dq = bp.grad[0]
+            ddq = sp.diff(dq, mu[i])
+            U = tuple(bp.U[0])
+            # q' is increasing and blows up at a finite end of U (an orbit reaches ∞ in finite time)
+            dom = [-sp.oo if U[0] != -sp.oo else None, sp.oo if U[1] != sp.oo else None]
+            if None in dom:
+                approached = _numeric_image(dq, mu[i], U, values)
+                dom = [approached[j] if dom[j] is None else dom[j] for j in range(2)]
+            pc = ScalarPiece(mu[i], w[i], bp.Q, dq, ddq, U, tuple(dom), None, None, None,
+                             "implicit (∇Q sums the groups' orbits: solved numerically)", (),
+                             ("closed forms: each group's time T_j(σ_j) is a quadrature",))
+            out.append(LegendreBlock(bp.block, bp, sp.eye(1), (pc,)))
         elif split is not None:
             L, qs = split
             identity = L == sp.eye(k)
@@ -455,6 +470,10 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
         else:
             out.append(LegendreBlock(bp.block, bp, None, None))
     return LegendreResult(tuple(out), time.perf_counter() - t0)
+
+
+def _has_orbit_function(e: sp.Expr) -> bool:
+    return any(hasattr(a, "array_code") for a in sp.preorder_traversal(e))
 
 
 def _orbit_piece(p: Parametrization, bp: BlockPotential, values: Mapping) -> ScalarPiece:

@@ -369,7 +369,8 @@ class Printer:
             inner = self._p(e.args[0])
             return inner if prec == 0 else f"({inner})"
         if e in (sp.oo, -sp.oo):
-            s, own = ("-" if e.is_negative else "") + f"{self.backend.ns}.inf", 0 if e.is_negative else 3
+            # (−∞).is_negative is False in sympy (negative implies finite): compare instead
+            s, own = ("-" if e == -sp.oo else "") + f"{self.backend.ns}.inf", 0 if e == -sp.oo else 3
         elif e.is_Rational:
             s, own = (str(e.p), 3) if e.q == 1 else (f"{e.p}/{e.q}", 1)
             own = 0 if e.is_negative else own
@@ -802,7 +803,8 @@ class ModuleWriter:
 
     def helpers(self) -> str:
         src = _HELPERS
-        if any(isinstance(sv, OrbitSolve) for sv in self.plan.solves):
+        pl = self.plan
+        if any(hasattr(a, "array_code") for e in (pl.Q, *pl.grad_Q) for a in sp.preorder_traversal(e)):
             from ._orbit import NUMPY_ORBIT_SOURCE
 
             src += "\n" + NUMPY_ORBIT_SOURCE.rstrip("\n") + "\n"
@@ -997,7 +999,11 @@ class ModuleWriter:
                                  ("Q", "The dual potential Q(µ), Q(0) = 0, strictly convex on U.", [pl.Q])):
             lines = [f"def {name}(mu{self._sig}):", f'    """{doc}"""', "    " + self.take("mu")]
             used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
+            used |= set().union(*(sp.sympify(c[0]).free_symbols for c in pl.U_checks)) if pl.U_checks else set()
             lines += [f"    {m.name} = mu[..., {i}]" for i, m in enumerate(p.mu) if m in used]
+            pr = self._printer(set(p.mu))  # beyond a finite end of U the flow has blown up: no w there
+            for coord, lo, hi, label in pl.U_checks:
+                lines += ["    " + line for line in self.check(pr.doprint(coord), self._scalar(lo), self._scalar(hi), label, "U")]
             body, results = self._cse(exprs, set(p.mu), like="mu")
             lines += ["    " + line for line in body]
             lines.append(f"    return {self._vector(results) if name == 'grad_Q' else results[0]}")
@@ -1050,7 +1056,7 @@ class ModuleWriter:
             if isinstance(sv, OrbitSolve):
                 call = self._printer(arrays).doprint(sv.output())
                 if sv.nu in need:  # ∇²R needs σ only; the quadrature T(σ) is for R and ∇R
-                    call = call.replace("_orbit_output(", "_orbit_gradient(", 1)
+                    call = call.replace("output(", "gradient(", 1)  # _orbit_output( or _orbit_fw_output(
                     lines.append(f"    {sv.sig.name}, {sv.nu.name} = {call}")
                 else:
                     lines.append(f"    {sv.sig.name} = {call}")

@@ -48,7 +48,8 @@ import sympy as sp
 
 from ._errors import DomainError
 
-__all__ = ["NUMPY_ORBIT_SOURCE", "Orbit", "OrbitOutput", "OrbitPoint", "OrbitTime", "monomial_orbit"]
+__all__ = ["NUMPY_ORBIT_SOURCE", "Orbit", "OrbitOutput", "OrbitPoint", "OrbitTime", "framework_orbit_source",
+           "monomial_orbit"]
 
 
 # --- mpmath numerics --------------------------------------------------------------------------------
@@ -138,6 +139,9 @@ def _time_range(c, x, n, m, crossing):
     return _time_range_at(c, x, n, m, crossing, mp.mp.dps)
 
 
+_last_point: dict = {}
+
+
 def _point_mp(t, c, x, n, m, crossing):
     """σ(t): Newton on T in u (σ = x_m + u when the orbit crosses 0, x_m e^u otherwise), each step
     adding the quadrature from the last iterate (short intervals: cheap); a step that leaves the
@@ -158,6 +162,11 @@ def _point_mp(t, c, x, n, m, crossing):
     eps = mp.sign(h(xm))
     target = eps * t
     u, Tu = mp.mpf(0), mp.mpf(0)
+    key = (c, tuple(x), tuple(n), m, crossing)
+    last = _last_point.get(key)
+    if last is not None and last[2] >= mp.mp.prec and abs(last[0] - t) < abs(t):
+        # warm start from the last solution on this orbit (a solve over µ asks for nearby t in turn)
+        u, Tu = (last[1] - xm if crossing else mp.log(last[1] / xm)), eps * last[0]
     lo, hi = -mp.inf, mp.inf
     tol = mp.mpf(10) ** (3 - mp.mp.dps)
     for _ in range(400):
@@ -176,6 +185,7 @@ def _point_mp(t, c, x, n, m, crossing):
             new = (lo + max(room, abs(lo)) if hi == mp.inf else hi - max(room, abs(hi)) if lo == -mp.inf
                    else (lo + hi) / 2)
         if abs(new - u) <= tol * max(abs(new), 1 if crossing else abs(new)) + mp.mpf(10) ** (-2 * mp.mp.dps):
+            _last_point[key] = (t, at(new), mp.mp.prec)
             return at(new)
         Tu += eps * _between(h, sig, at(new))
         u = new
@@ -272,12 +282,11 @@ class _OrbitFunction(sp.Function):
         return curve_point(sig, self.args[2:], self.n, self.m)
 
     def array_code(self, printer) -> str:
-        """This application as a call of the numpy helpers of :data:`NUMPY_ORBIT_SOURCE`."""
-        if printer.backend.ns != "np":
-            raise NotImplementedError("the JAX/PyTorch export of a monomial-orbit block (its quadrature T(σ)) is not "
-                                      "available; use the numpy module")
+        """This application as a call of the helpers of :data:`NUMPY_ORBIT_SOURCE` (numpy) or of
+        :func:`framework_orbit_source` (JAX, PyTorch: same names with ``_fw``)."""
         arg, c, *x = (printer._p(a) for a in self.args)
-        return f"{self.numpy_name}({arg}, {c}, ({', '.join(x)},), {self.n}, {self.m}, {self.crossing})"
+        name = self.numpy_name if printer.backend.ns == "np" else self.numpy_name.replace("_orbit_", "_orbit_fw_")
+        return f"{name}({arg}, {c}, ({', '.join(x)},), {self.n}, {self.m}, {self.crossing})"
 
     def _latex(self, printer, exp=None):
         name = self.latex_name
@@ -591,9 +600,25 @@ class _Orbit:
         bracket is a bisection (or a doubling towards its open side). T is monotone in z."""
         t = np.asarray(t, dtype=float)
         lo, hi = self.time_range()
-        bad = ~((t > lo) & (t < hi))
-        if np.any(bad):
-            raise ValueError(f"mu = {float(t[bad].flat[0])!r} is outside U, which needs {lo!r} < mu < {hi!r}")
+        # at or beyond an end of U the orbit has run off (sigma = +-inf) or into its fixed point
+        # (sigma = 0): those values, so that solvers probing up to the ends see w blow up; the
+        # generated grad_Q and Q check U themselves
+        beyond_hi, beyond_lo = ~(t < hi), ~(t > lo)
+        t_in = np.where(beyond_hi | beyond_lo | np.isnan(t), 0.0, t)
+        sigma = self._point(t_in)
+        ends = [self._end_sigma(lo), self._end_sigma(hi)]
+        sigma = np.where(beyond_hi, ends[1], np.where(beyond_lo, ends[0], sigma))
+        return np.where(np.isnan(t), np.nan, sigma)
+
+    def _end_sigma(self, end):
+        """sigma at an end of U: the end of the sigma-range that T maps there."""
+        s = np.sign(self.xm)
+        up = (self.T_far + self.tail_far)  # T at sigma = s*inf
+        if end == up:
+            return s * np.inf
+        return -s * np.inf if self.crossing else 0.0
+
+    def _point(self, t):
         xm = self.xm
         eps = 1.0 if self.increasing else -1.0
         if self.crossing:
@@ -715,3 +740,120 @@ def _orbit_output(w, c, x, n, m, crossing):
 def _orbit_gradient(w, c, x, n, m, crossing):
     return _Orbit(c, x, n, m, crossing).gradient(w)
 '''
+
+
+#: JAX / PyTorch versions of the orbit functions (appended to :data:`NUMPY_ORBIT_SOURCE` in the
+#: framework modules). The value of each comes from the numpy helper on detached inputs
+#: (``_detached``, defined per framework); its derivatives from a second-order expansion about the
+#: detached point in framework ops, f(a0) + f'(a0)(a − a0) + f''(a0)(a − a0)²/2 with a0 = a detached:
+#: the value is exactly the numpy one, first and second derivatives are exact (so autodiff of R gives
+#: ∇R and of ∇R gives ∇²R). σ_w takes two framework Newton steps on w(σ) = s instead. Derivatives
+#: with respect to the recipe's parameters are not propagated through the orbit functions.
+_FRAMEWORK_ORBIT_SOURCE = '''
+
+def _orbit_fw_parts(c, x, n, m):
+    """Framework-side constants: coefficient, r_k, b_k and the signs of the x_k."""
+    xm = x[m]
+    r = [nk / n[m] for nk in n]
+    b = [0.0 if k == m else x[k] * x[k] - r[k] * xm * xm for k in range(len(n))]
+    sgn = [1.0 if float(_plain(v)) > 0 else -1.0 for v in x]
+    return c, r, b, sgn
+
+
+def _orbit_fw_rate(sig, c, x, n, m):
+    """d sigma/dt = dG/dx_m at x(sigma), and its logarithmic derivative."""
+    c, r, b, sgn = _orbit_fw_parts(c, x, n, m)
+    out = c * n[m] * sig ** (n[m] - 1)
+    dlog = 0 * sig + ((n[m] - 1) / sig if n[m] > 1 else 0.0)
+    for k in range(len(n)):
+        if k != m:
+            q = b[k] + r[k] * sig * sig
+            out = out * (sgn[k] * q ** 0.5) ** n[k]
+            dlog = dlog + n[k] * r[k] * sig / q
+    return out, dlog
+
+
+def _orbit_fw_w(sig, c, x, n, m):
+    """w(sigma) = G(x(sigma)) and dw/dsigma = |grad G|^2 / dG/dx_m."""
+    cc, r, b, sgn = _orbit_fw_parts(c, x, n, m)
+    rate, _ = _orbit_fw_rate(sig, c, x, n, m)
+    w = cc * sig ** n[m]
+    g2 = rate * rate
+    for k in range(len(n)):
+        if k != m:
+            w = w * (sgn[k] * (b[k] + r[k] * sig * sig) ** 0.5) ** n[k]
+    for k in range(len(n)):
+        if k != m:
+            xk = sgn[k] * (b[k] + r[k] * sig * sig) ** 0.5
+            g2 = g2 + (n[k] * w / xk) ** 2
+    return w, g2 / rate
+
+
+def _orbit_fw_time(sigma, c, x, n, m, crossing):
+    s0 = _stop(sigma)
+    t0 = _detached(lambda v, *p: _Orbit(p[0], p[1:], n, m, crossing).time(v), sigma, c, *x)
+    rate, dlog = _orbit_fw_rate(s0, c, x, n, m)
+    d = sigma - s0
+    return t0 + d / rate - d * d * dlog / (2 * rate)
+
+
+def _orbit_fw_point(t, c, x, n, m, crossing):
+    s0 = _detached(lambda v, *p: _Orbit(p[0], p[1:], n, m, crossing).point(v), t, c, *x)
+    rate, dlog = _orbit_fw_rate(s0, c, x, n, m)
+    d = t - _stop(t)
+    return s0 + d * rate + d * d * rate * rate * dlog / 2
+
+
+def _orbit_fw_output(w, c, x, n, m, crossing):
+    s0 = _detached(lambda v, *p: _Orbit(p[0], p[1:], n, m, crossing).output(v), w, c, *x)
+    sig = s0
+    for _ in range(2):  # exact first and second derivatives; the value stays the numpy one
+        val, slope = _orbit_fw_w(sig, c, x, n, m)
+        sig = sig - (val - w) / slope
+    return s0 + (sig - _stop(sig))
+
+
+def _orbit_fw_gradient(w, c, x, n, m, crossing):
+    sig = _orbit_fw_output(w, c, x, n, m, crossing)
+    nu0 = _detached(lambda v, *p: _Orbit(p[0], p[1:], n, m, crossing).gradient(v)[1], w, c, *x)
+    nu = _orbit_fw_time(sig, c, x, n, m, crossing)
+    return sig, nu0 + (nu - _stop(nu))
+'''
+
+_TORCH_DETACHED = '''
+
+def _plain(v):
+    return v.detach() if torch.is_tensor(v) else v
+
+
+def _stop(a):
+    return a.detach()
+
+
+def _detached(f, a, *params):
+    out = f(a.detach().cpu().numpy(), *[float(_plain(q)) for q in params])
+    return torch.as_tensor(np.asarray(out, dtype=float), dtype=a.dtype)
+'''
+
+_JAX_DETACHED = '''
+
+def _plain(v):
+    return v
+
+
+def _stop(a):
+    return jax.lax.stop_gradient(a)
+
+
+def _detached(f, a, *params):
+    shape = jax.ShapeDtypeStruct(a.shape, a.dtype)
+    return jax.pure_callback(lambda v, *p: np.asarray(f(v, *[float(q) for q in p]), dtype=v.dtype), shape,
+                             jax.lax.stop_gradient(a), *[jax.lax.stop_gradient(jnp.asarray(q, a.dtype)) for q in params],
+                             vmap_method="sequential")
+'''
+
+
+def framework_orbit_source(library: str) -> str:
+    """The orbit helpers for a JAX (``"jax"``) or PyTorch (``"torch"``) module, numpy ones included."""
+    detached = {"torch": _TORCH_DETACHED, "jax": _JAX_DETACHED}[library]
+    return NUMPY_ORBIT_SOURCE + detached + _FRAMEWORK_ORBIT_SOURCE

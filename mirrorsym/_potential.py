@@ -184,9 +184,13 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
     cache = BlockCache()  # identical blocks (up to names) are integrated once
     out = []
     orbits = fl.orbits or (None,) * len(fl.blocks)
-    for blk, fam, orbit in zip(fl.blocks, fl.quadratic, orbits):
+    groups_of = fl.orbit_groups or (None,) * len(fl.blocks)
+    for blk, fam, orbit, groups in zip(fl.blocks, fl.quadratic, orbits, groups_of):
         if orbit is not None:
             out.append(_orbit_potential(p, blk, orbit))
+            continue
+        if groups:
+            out.append(_groups_potential(p, blk, groups, ps, budget))
             continue
         if fam is not None:
             x0b = sp.Matrix([p.x0[k] for k in blk.x_indices])
@@ -228,15 +232,11 @@ def potential_Q(p: Parametrization, fl: FlowsResult, ps: PsiResult, budget: Budg
     return PotentialResult(tuple(out), time.perf_counter() - t0)
 
 
-def _orbit_potential(p: Parametrization, blk: Block, orbit: Orbit) -> BlockPotential:
-    """Q, ∇Q and U of a monomial-orbit block, explicit in σ(µ) (see :mod:`._orbit`)."""
-    (i,) = blk.g_indices
-    mu = p.mu[i]
-    x0 = [p.x0[k] for k in blk.x_indices]
+def _orbit_Q_and_U(p: Parametrization, orbit: Orbit, mu: sp.Symbol, x0) -> tuple[sp.Expr, list]:
+    """(σ(µ)² − x_m0²)/(2n_m) and the ends of U = T(σ-range) of one orbit (sorted)."""
     n_m = orbit.exponents[orbit.m]
     sig = orbit.point(mu, x0)
     Q = (sig - x0[orbit.m]) * (sig + x0[orbit.m]) / (2 * n_m)  # factored: no cancellation near µ = 0
-    grad = (orbit.G(orbit.curve(sig, x0)),)
     ends = []
     values = dict(p.defaults)
     lo, hi = orbit.sigma_range(x0, values)
@@ -247,5 +247,53 @@ def _orbit_potential(p: Parametrization, blk: Block, orbit: Orbit) -> BlockPoten
         else:
             ends.append(orbit.time(end, x0))
     ends.sort(key=lambda e: float(sp.N(e.xreplace(values), 20)))
+    return Q, ends
+
+
+def _groups_potential(p: Parametrization, blk: Block, groups, ps: PsiResult, budget: Budget) -> BlockPotential:
+    """Q_b = Σ_j Q_j over the variable groups of G = Σ_j g_j: an orbit group's Q_j along its orbit, a
+    one-variable group's by antiderivative; U is the intersection of the groups' intervals."""
+    (i,) = blk.g_indices
+    mu = p.mu[i]
+    grad = (p.G[i].xreplace(dict(zip(p.variables, ps.psi))),)
+    values = dict(p.defaults)
+    Q, lows, highs = sp.S.Zero, [], []
+    grouped = set()
+    for orb in groups:
+        x0 = [p.x0[p.variables.index(v)] for v in orb.variables]
+        Qj, (lo, hi) = _orbit_Q_and_U(p, orb, mu, x0)
+        Q += Qj
+        lows.append(lo)
+        highs.append(hi)
+        grouped |= set(orb.variables)
+    rest = [k for k in blk.x_indices if p.variables[k] not in grouped]
+    if rest:
+        gs = sp.expand(p.G[i])
+        term = sp.Add(*(t for t in sp.Add.make_args(gs) if not (t.free_symbols & grouped)))
+        f = term.xreplace({p.variables[k]: ps.psi[k] for k in rest})
+        s = sp.Dummy("s", real=True)
+        F = antiderivative(f.xreplace({mu: s}), s, budget, {**values, s: 0})
+        if F is None:
+            raise FlowUnavailable(f"no closed-form antiderivative of the one-variable terms {term} along ψ")
+        F0 = F.xreplace({s: 0})
+        Q += F.xreplace({s: mu}) - (F0 if not F0.has(sp.zoo, sp.nan, sp.oo, -sp.oo) else sp.limit(F, s, 0))
+        lo, hi = _dual_interval([f] + [ps.psi[k] for k in rest], mu, [], p, budget)
+        lows.append(lo)
+        highs.append(hi)
+    key = lambda e: float(sp.N(e.xreplace(values), 20)) if e not in (sp.oo, -sp.oo) else float(e)  # noqa: E731
+    U = (max(lows, key=key), min(highs, key=key))
+    return BlockPotential(blk, Q, grad, (U,), None, "along the orbits of the variable groups: Q = Σ_j Q_j, "
+                          "µ = T_j(σ_j) for every group")
+
+
+def _orbit_potential(p: Parametrization, blk: Block, orbit: Orbit) -> BlockPotential:
+    """Q, ∇Q and U of a monomial-orbit block, explicit in σ(µ) (see :mod:`._orbit`)."""
+    (i,) = blk.g_indices
+    mu = p.mu[i]
+    x0 = [p.x0[k] for k in blk.x_indices]
+    n_m = orbit.exponents[orbit.m]
+    Q, ends = _orbit_Q_and_U(p, orbit, mu, x0)
+    sig = orbit.point(mu, x0)
+    grad = (orbit.G(orbit.curve(sig, x0)),)
     return BlockPotential(blk, Q, grad, (tuple(ends),), None,
                           f"along the orbit: Q = (σ² − {sp.sstr(x0[orbit.m])}²)/{2 * n_m}, µ = T(σ)", orbit)

@@ -14,7 +14,7 @@ from mirrorsym._recipe import shipped_recipes
 
 #: every shipped commuting recipe (the templates export one coordinate's block, DIM = 1)
 NAMES = ["azulay-shape", "azulay-shape-n", "deep-one-sided-3", "egu", "egu-n", "hyperbolic-entropy",
-         "hyperbolic-entropy-n", "quadratic-generic", "quadratic-separable", "woodworth-depth-3",
+         "hyperbolic-entropy-n", "product-3", "quadratic-generic", "quadratic-separable", "woodworth-depth-3",
          "woodworth-depth-3-n", "woodworth-depth-4"]
 JOINT = "quadratic-generic"  # its one block does not split: µ = argmin Q(µ) − <µ, w> jointly in d = 2
 
@@ -73,12 +73,6 @@ def test_every_shipped_recipe_exports_or_has_no_potential(name):
         assert name not in NAMES
         for make in (torch_module, jax_module):
             with pytest.raises(ValueError, match="no mirror potential"):
-                make(d)
-        return
-    if any(pc.orbit is not None for b in d.legendre.blocks for pc in b.pieces or ()):
-        assert name not in NAMES  # the orbit quadrature has no framework version yet: refused, by name
-        for make in (torch_module, jax_module):
-            with pytest.raises(NotImplementedError, match="monomial-orbit"):
                 make(d)
         return
     assert name in NAMES

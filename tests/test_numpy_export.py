@@ -295,3 +295,22 @@ def test_generated_modules_import_with_only_numpy(tmp_path):
 def test_non_commuting_has_no_module():
     with pytest.raises(ValueError, match="no mirror potential"):
         numpy_module(derived("single-neuron"))
+
+
+def test_dual_functions_check_a_one_sided_U(tmp_path):
+    """deep-one-sided-3 has U = (−∞, 1/(3α)): grad_Q, Q and mirror_descent_step accept µ < 1/(3α) and refuse
+    µ beyond it, where the flow has blown up (a regression: −∞ printed as +inf refused every µ)."""
+    d = derived("deep-one-sided-3")
+    path = tmp_path / "d1.py"
+    path.write_text(numpy_module(d))
+    spec = importlib.util.spec_from_file_location("d1", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    alpha = mod.PARAMETERS["alpha"]
+    mu = np.array([[-5.0], [0.0], [0.1]])
+    np.testing.assert_allclose(mod.grad_Q(mu)[:, 0], (1 / alpha - 3 * mu[:, 0]) ** -3, rtol=1e-14)
+    mu1, w1 = mod.mirror_descent_step(np.zeros(1), np.array([-0.1]), 1.0)
+    assert mu1[0] == 0.1 and abs(w1[0] - (1 / alpha - 0.3) ** -3) < 1e-14 * w1[0]
+    for f in (mod.grad_Q, mod.Q):
+        with pytest.raises(ValueError, match="outside U"):
+            f(np.array([1 / (3 * alpha) + 1e-3]))

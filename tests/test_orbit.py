@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mirrorsym
+from mirrorsym._array_export import jax_module, torch_module
 from mirrorsym._orbit import NUMPY_ORBIT_SOURCE, monomial_orbit
 
 
@@ -252,7 +253,7 @@ def test_parameters_flow_through_the_orbit(tmp_path):
             assert abs(mod.hess_R(np.array([w]), alpha=alpha, beta=beta)[0, 0] - float(h)) < 1e-13 * float(h)
 
 
-def test_cli_exports_and_refuses_the_frameworks_clearly(tmp_path):
+def test_cli_writes_json_numpy_and_framework_modules(tmp_path):
     from mirrorsym._cli import main
 
     js, py = tmp_path / "p3.json", tmp_path / "p3.py"
@@ -270,5 +271,85 @@ def test_cli_exports_and_refuses_the_frameworks_clearly(tmp_path):
     del part["orbit"]["T"]  # the schema describes the orbit: an incomplete one is invalid
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
-    assert main(["derive", "product-3", "--torch", str(tmp_path / "t.py")]) == 5
-    assert not (tmp_path / "t.py").exists()
+    assert main(["derive", "product-3", "--torch", str(tmp_path / "t.py"), "--jax", str(tmp_path / "j.py")]) == 0
+    assert "_orbit_fw_gradient(" in (tmp_path / "t.py").read_text()
+
+
+def _exec(src):
+    ns = {}
+    exec(compile(src, "<generated>", "exec"), ns)
+    return ns
+
+
+def test_torch_module_of_an_orbit_is_exact_and_differentiable(product3):
+    torch = pytest.importorskip("torch")
+    ref = _exec(mirrorsym.numpy_module(product3))
+    mod = _exec(torch_module(product3))
+    w = np.array([[-40.0], [-0.3], [1e-8], [0.7], [0.75], [2.0], [1e6]])
+    R, G, H = ref["evaluate"](w)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    Rt = mod["R"](wt)
+    np.testing.assert_allclose(Rt.detach().numpy(), R, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(mod["grad_R"](wt).detach().numpy(), G, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(mod["hess_R"](wt).detach().numpy(), H, rtol=1e-15, atol=0)
+    (g,) = torch.autograd.grad(Rt.sum(), wt, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), G, rtol=1e-12, atol=1e-300)
+    (h,) = torch.autograd.grad(g.sum(), wt)
+    np.testing.assert_allclose(h.numpy(), H[:, 0, :], rtol=1e-10, atol=0)
+    mu = torch.tensor([[-1.2], [0.1], [0.9]], dtype=torch.float64, requires_grad=True)
+    q = mod["Q"](mu)
+    (dq,) = torch.autograd.grad(q.sum(), mu, create_graph=True)
+    np.testing.assert_allclose(dq.detach().numpy(), mod["grad_Q"](mu).detach().numpy(), rtol=1e-12)
+    (ddq,) = torch.autograd.grad(dq.sum(), mu)  # ∇²Q = (∇²R)⁻¹ at w = ∇Q(µ)
+    wq = ref["grad_Q"](mu.detach().numpy())
+    np.testing.assert_allclose(ddq.numpy()[:, 0], 1 / ref["hess_R"](wq)[:, 0, 0], rtol=1e-10)
+
+
+def test_jax_module_of_an_orbit_jits_and_differentiates(product3):
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    ref = _exec(mirrorsym.numpy_module(product3))
+    mod = _exec(jax_module(product3))
+    w = np.array([[-40.0], [-0.3], [0.7], [2.0], [1e6]])
+    R, G, H = ref["evaluate"](w)
+    # XLA fuses and reorders the arithmetic of R = wν − Q(σ): a few ulps where R is small (next to w0)
+    np.testing.assert_allclose(np.asarray(jax.jit(mod["R"])(jnp.asarray(w))), R, rtol=1e-14, atol=0)
+    g = jax.jit(jax.grad(lambda x: mod["R"](x).sum()))(jnp.asarray(w))
+    np.testing.assert_allclose(np.asarray(g), G, rtol=1e-12, atol=1e-300)
+    h = jax.vmap(jax.hessian(lambda x: mod["R"](x[None])[0]))(jnp.asarray(w))
+    np.testing.assert_allclose(np.asarray(h), H, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("G, variables, init", [
+    (["u1*u2*u3 - v1*v2*v3"], ["u1", "u2", "u3", "v1", "v2", "v3"],
+     {"u1": "1/2", "u2": "1", "u3": "3/2", "v1": "1", "v2": "1/2", "v3": "1"}),
+    (["u1*u2*u3 - v**3"], ["u1", "u2", "u3", "v"], {"u1": "1/2", "u2": "1", "u3": "3/2", "v": "1"}),
+])
+def test_sums_of_monomials_in_disjoint_groups(G, variables, init, tmp_path):
+    """A depth-3 diagonal network with general initialisation: each group of variables moves along its own
+    orbit at the same time µ; ∇R solves Σ_j w_j(µ) = w numerically. Checked against ψ from an ODE solver."""
+    p = _recipe(G, variables, init)
+    d = mirrorsym.derive(p)
+    assert d.status is mirrorsym.Status.VERIFIED and not d.closed_form
+    (pc,) = d.legendre.blocks[0].pieces
+    assert pc.orbit is None and pc.r is None and pc.dom == (-sp.oo, sp.oo)
+    lo, hi = (float(sp.N(e, 20)) for e in pc.U)
+    assert -2 < lo < 0 < hi < 2  # both ends finite: one orbit blows up on each side
+    mod = _load(d, tmp_path, "sums")
+    xs = p.variables
+    grads = [sp.lambdify(xs, sp.diff(p.G[0], x), "mpmath") for x in xs]
+    Gf = sp.lambdify(xs, p.G[0], "mpmath")
+    x0 = [mp.mpf(sp.N(v, 30)) for v in p.x0]
+    with mp.workdps(30):
+        for mu in ["0.1", "-0.15"]:
+            mu = mp.mpf(mu)
+            x = _odefun_psi(grads, x0, mu)
+            w = np.array([float(Gf(*x))])
+            speed2 = float(sum(g(*x) ** 2 for g in grads))
+            assert abs(mod.grad_R(w)[0] - float(mu)) < 1e-13
+            assert abs(mod.hess_R(w)[0, 0] - 1 / speed2) < 1e-12 / speed2
+            assert abs(mod.grad_Q(np.array([float(mu)]))[0] - w[0]) < 1e-13 * abs(w[0])
+    with pytest.raises(ValueError, match="outside U"):
+        mod.grad_Q(np.array([hi + 0.01]))
