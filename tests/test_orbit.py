@@ -322,6 +322,7 @@ def test_jax_module_of_an_orbit_jits_and_differentiates(product3):
     np.testing.assert_allclose(np.asarray(h), H, rtol=1e-10, atol=0)
 
 
+@pytest.mark.slow  # a nested numerical solve in mpmath: ~10–20 s
 @pytest.mark.parametrize("G, variables, init", [
     (["u1*u2*u3 - v1*v2*v3"], ["u1", "u2", "u3", "v1", "v2", "v3"],
      {"u1": "1/2", "u2": "1", "u3": "3/2", "v1": "1", "v2": "1/2", "v3": "1"}),
