@@ -425,5 +425,6 @@ def _orbit_paragraphs(d) -> list[str]:
             out += _align(rows)
             if carlson is not None:
                 out.append(r"(the second form, with Carlson's $R_F(a, b, c) = \tfrac12\int_0^\infty dt/\sqrt{(t+a)(t+b)(t+c)}$, "
-                           rf"holds for $\sigma$ of the sign of ${latex(x0[orb.m])}$.)")
+                           + (rf"holds for $\sigma$ of the sign of ${latex(x0[orb.m])}$.)" if x0[orb.m] != 0 else
+                              r"holds for $\sigma \ge 0$.)"))
     return out

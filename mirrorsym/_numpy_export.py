@@ -649,6 +649,8 @@ def _end_forms(pc, j: int) -> tuple:
     digits; substituted exactly, the bases collapse (1/α − 3(1/(3α) − δ) = 3δ) and the δ-forms are
     well conditioned."""
     out = []
+    if any(hasattr(a, "array_code") for a in sp.preorder_traversal(pc.dq)):
+        return ()  # an end of U from an orbit is where σ → ∞, not a pole of ψ's powers: nothing to collapse
     d = sp.Symbol(f"_d{j}", positive=True)
     for end, sign in ((pc.U[1], 1), (pc.U[0], -1)):
         if not _finite(end):

@@ -212,8 +212,17 @@ def _log_output_slope(z, x, n, m, r, b):
     return out
 
 
+def _base(x, n, m, r, b):
+    """The reference point of σ_w: x_m itself, or (x_m = 0, an orbit through w = 0) the smallest scale
+    √(b_k/r_k), on the positive side; with x at it."""
+    base = x[m] if x[m] != 0 else min(mp.sqrt(b[k] / r[k]) for k in range(len(n)) if k != m)
+    xb = [base if k == m else mp.sign(x[k]) * mp.sqrt(b[k] + r[k] * base**2) for k in range(len(n))]
+    return base, xb
+
+
 def _output_mp(s, c, x, n, m, crossing):
-    xm, r, b = _constants(x, n, m)
+    _, r, b = _constants(x, n, m)
+    _, x = _base(x, n, m, r, b)
     w0 = c
     for k in range(len(n)):
         w0 *= x[k] ** n[k]
@@ -222,7 +231,13 @@ def _output_mp(s, c, x, n, m, crossing):
     if s * w0 <= 0:
         if not crossing:
             raise DomainError(f"w = {mp.nstr(s, 17)} is outside dom R: w keeps the sign of w0 = {mp.nstr(w0, 8)}")
-        return -_output_mp(-s, c, x, n, m, crossing)
+        return -_output_mp_at(-s, c, x, n, m, r, b, w0)  # w is odd in σ on an orbit through 0
+    return _output_mp_at(s, c, x, n, m, r, b, w0)
+
+
+def _output_mp_at(s, c, x, n, m, r, b, w0):
+    """σ on the side of x[m] with w(σ) = s (same sign as w0 = w(x[m]))."""
+    xm = x[m]
     target = mp.log(s / w0)
     # log w(x_m e^z)/w0 is convex and increasing in z with slope in [n_m, K]: Newton from the
     # right of the root (z = target/n_m or target/K) decreases monotonically to it
@@ -447,8 +462,8 @@ class Orbit:
 
 def monomial_orbit(g: sp.Expr, variables: Sequence[sp.Symbol], x0: Mapping, index: int) -> Orbit | None:
     """The :class:`Orbit` of a monomial c·Π x_k^{n_k} (integers n_k ≥ 1, at least two variables, total
-    degree ≥ 3) at the start point ``x0`` (numbers), or None when g is not such a monomial or x0
-    has a zero factor."""
+    degree ≥ 3) at the start point ``x0`` (numbers; at most one factor, of exponent 1, may start at 0:
+    the orbit then starts at w = 0), or None when g is not such a monomial."""
     variables = tuple(variables)
     if len(variables) < 2:
         return None
@@ -462,8 +477,9 @@ def monomial_orbit(g: sp.Expr, variables: Sequence[sp.Symbol], x0: Mapping, inde
     if sp.expand(_monomial(c, variables, exps) - g) != 0 or sum(exps) < 3 or c.has(*variables):
         return None
     vals = [mp.mpf(sp.N(x0[v], 30)) for v in variables]
-    if any(v == 0 for v in vals):
-        return None
+    zeros = [k for k, v in enumerate(vals) if v == 0]
+    if len(zeros) > 1 or any(exps[k] != 1 for k in zeros):
+        return None  # ∇G(x0) = 0: not a regular point (stage 1 refuses it anyway)
     key = [vals[k] ** 2 / exps[k] for k in range(len(exps))]
     m = min(range(len(exps)), key=lambda k: key[k])
     ties = sum(1 for k in range(len(exps)) if abs(key[k] - key[m]) <= mp.mpf(10) ** -25 * key[m])
@@ -495,13 +511,20 @@ class _Orbit:
         scales = [np.sqrt(self.b[k] / self.r[k]) for k in range(len(n)) if k != m and self.b[k] > 0]
         self.beta = min(scales, default=abs(xm))
         self.far = 4 * max(scales + [abs(xm)])      # beyond every scale: the tail substitution
-        self.near = min(abs(xm), self.beta) / 2     # crossing orbits: linear panel through 0
-        self.w0 = self.c * np.prod([v ** k for v, k in zip(self.x, n)])
+        # the reference point of the log paths and of sigma_w: x_m, or the smallest scale when the
+        # orbit starts at w = 0 (x_m = 0), where T(base) comes from the linear panel through 0
+        s = self.side = np.sign(xm) if xm != 0 else 1.0
+        self.base = xm if xm != 0 else self.beta
+        self.near = min(abs(self.base), self.beta) / 2     # crossing orbits: linear panel through 0
+        self.x_base = [self.base if k == m else np.sign(self.x[k]) * np.sqrt(self.b[k] + self.r[k] * self.base ** 2)
+                       for k in range(len(n))]
+        self.w0 = self.c * np.prod([v ** k for v, k in zip(self.x_base, n)])  # w at the base
         with np.errstate(all="ignore"):
-            s = np.sign(xm)
-            self.T_far = self._log_path(np.array(xm), np.array(s * self.far))
+            self.T_base = 0.0 if xm != 0 else float(self._linear(np.array(self.base)))
+            self.T_far = self.T_base + self._log_path(np.array(self.base), np.array(s * self.far))
             self.tail_far = self._tail(np.array(s * self.far))
-            self.T_zero = -(self._linear(np.array(s * self.near)) + self._log_path(np.array(s * self.near), np.array(xm))) \\
+            self.T_zero = (0.0 if xm == 0 else -(self._linear(np.array(s * self.near))
+                                                 + self._log_path(np.array(s * self.near), np.array(xm)))) \\
                 if crossing else None
 
     def rate(self, tau):
@@ -535,7 +558,7 @@ class _Orbit:
 
     def _z_path(self, dz):
         """integral of 1/rate from x_m to x_m e^dz, in u = log(tau/x_m): relative accuracy for small dz."""
-        xm = self.xm
+        xm = self.base
         panels = int(min(1000, max(1, np.ceil(np.max(np.abs(dz), initial=0.0)))))
         total = np.zeros(np.shape(dz))
         step = dz / panels
@@ -553,7 +576,7 @@ class _Orbit:
         """T(sigma), elementwise; +-inf at a divergent end, nan off the orbit."""
         sigma = np.asarray(sigma, dtype=float)
         shape, sig = sigma.shape, sigma.ravel()
-        xm, s = self.xm, np.sign(self.xm)
+        s = self.side
         flip = (sig * s < 0) if self.crossing else np.zeros(sig.shape, bool)
         off = np.zeros(sig.shape, bool) if self.crossing else ~(sig * s > 0)
         a = np.where(flip, -sig, sig)
@@ -565,7 +588,7 @@ class _Orbit:
         with np.errstate(all="ignore"):
             i = np.flatnonzero(mid)  # each regime on its own points only
             if i.size:
-                out[i] = self._log_path(np.full(i.size, xm), a[i])
+                out[i] = self.T_base + self._log_path(np.full(i.size, self.base), a[i])
             i = np.flatnonzero(far)
             if i.size:
                 big = a[i]
@@ -589,7 +612,7 @@ class _Orbit:
         return bool(1 / self.rate(np.array(self.xm)) > 0)
 
     def time_range(self):
-        s = np.sign(self.xm)
+        s = self.side
         end = self.T_far + self.tail_far
         other = 2 * self.T_zero - end if self.crossing else -np.sign(s / self.rate(np.array(self.xm))) * np.inf
         return (min(end, other), max(end, other))
@@ -612,7 +635,7 @@ class _Orbit:
 
     def _end_sigma(self, end):
         """sigma at an end of U: the end of the sigma-range that T maps there."""
-        s = np.sign(self.xm)
+        s = self.side
         up = (self.T_far + self.tail_far)  # T at sigma = s*inf
         if end == up:
             return s * np.inf
@@ -649,7 +672,7 @@ class _Orbit:
         """log(w(x_m e^z) / w0) and its z-derivative, without cancellation or overflow."""
         out = self.n[self.m] * z
         slope = np.full(np.shape(z), float(self.n[self.m]))
-        xm2 = self.xm * self.xm
+        xm2 = self.base * self.base
         low = np.minimum(2 * z, 1.0)
         high = np.maximum(2 * z, 1.0)
         small = 2 * z < 1
@@ -660,7 +683,7 @@ class _Orbit:
             if self.b[k] == 0:  # a tie with x_m: the factor is r_k sigma**2
                 out, slope = out + nk * z, slope + nk
                 continue
-            a = self.r[k] * xm2 / (self.x[k] * self.x[k])  # in (0, 1)
+            a = self.r[k] * xm2 / (self.x_base[k] * self.x_base[k])  # in (0, 1)
             rest = self.b[k] / (self.r[k] * xm2)           # (1 - a)/a
             em = np.expm1(low)
             out = out + nk / 2 * np.where(small, np.log1p(a * em), 2 * z + np.log(a) + np.log1p(rest * np.exp(-high)))
@@ -697,7 +720,7 @@ class _Orbit:
         # z has an absolute error ~eps|z|, i.e. sigma a relative one when |z| is large: one more
         # Newton step on the ratio w(sigma)/w, formed in linear space, removes it where representable
         with np.errstate(all="ignore"):
-            sigma = self.xm * np.exp(z)
+            sigma = self.base * np.exp(z)
             ratio = self.c * sigma ** self.n[self.m] / v
             for k in range(len(self.n)):
                 if k != self.m:
@@ -709,16 +732,16 @@ class _Orbit:
     def output(self, w):
         """sigma_w(w): G(x(sigma)) = w."""
         z, flip, zero = self._solve_z(w)
-        sigma = self.xm * np.exp(z)
+        sigma = self.base * np.exp(z)
         return np.where(zero, 0.0, np.where(flip, -sigma, sigma))
 
     def gradient(self, w):
         """(sigma_w(w), T(sigma_w(w))) = (sigma, grad R(w)); T near x_m is integrated in z itself, so
         grad R keeps its relative accuracy as w -> w0 (sigma - x_m would cancel)."""
         z, flip, zero = self._solve_z(w)
-        sigma = np.where(zero, 0.0, np.where(flip, -1.0, 1.0) * self.xm * np.exp(z))
+        sigma = np.where(zero, 0.0, np.where(flip, -1.0, 1.0) * self.base * np.exp(z))
         t = self.time(sigma)
-        close = ~flip & ~zero & (np.abs(z) < 1)
+        close = ~flip & ~zero & (np.abs(z) < 1) & (self.xm != 0)
         if np.any(close):
             with np.errstate(all="ignore"):
                 t = np.where(close, self._z_path(np.where(close, z, 0.0)), t)
