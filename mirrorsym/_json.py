@@ -118,6 +118,13 @@ def to_json(d: Derivation, timings: bool = False, dim: int | None = None) -> dic
                                      "U": _interval(*pc.U), "dom": _interval(*pc.dom), "r": _s(pc.r), "dr": _s(pc.dr),
                                      "ddr": _s(pc.ddr), "method": pc.method, "assumptions": list(pc.assumptions),
                                      "attempts": list(pc.attempts), **_orbit(pc, b, p)} for pc in b.pieces]})
+        groups = d.flows.orbit_groups[d.legendre.blocks.index(b)] if d.flows.orbit_groups else None
+        if groups:  # a sum over the orbits of variable groups: each group's orbit, as for an orbit piece
+            sig = sp.Symbol("sigma", real=True)
+            entry["orbits"] = [{"variables": [v.name for v in orb.variables], "parameter": orb.variables[orb.m].name,
+                                "x_of_sigma": [_s(e) for e in orb.curve(sig, [p.x0[p.variables.index(v)] for v in orb.variables])],
+                                "T": _s(orb.time_integral(sig, [p.x0[p.variables.index(v)] for v in orb.variables])),
+                                "crosses_zero": orb.crossing} for orb in groups]
         doc["pieces"].append(entry)
     if not d.closed_form:
         mu = sp.Matrix(p.mu)

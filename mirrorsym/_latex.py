@@ -427,4 +427,15 @@ def _orbit_paragraphs(d) -> list[str]:
                 out.append(r"(the second form, with Carlson's $R_F(a, b, c) = \tfrac12\int_0^\infty dt/\sqrt{(t+a)(t+b)(t+c)}$, "
                            + (rf"holds for $\sigma$ of the sign of ${latex(x0[orb.m])}$.)" if x0[orb.m] != 0 else
                               r"holds for $\sigma \ge 0$.)"))
+    for groups in d.flows.orbit_groups or ():
+        for orb in groups or ():
+            x0 = [p.x0[p.variables.index(v)] for v in orb.variables]
+            sig = sp.Symbol("sigma", real=True)
+            k = orb.index
+            names = ", ".join(latex(v) for v in orb.variables)
+            out.append(rf"\paragraph{{Orbit of the group $({names})$.}} Its term ${latex(orb.G(orb.variables))}$ moves it "
+                       rf"along its own orbit, with curve parameter $\sigma = {latex(orb.variables[orb.m])}$, the time "
+                       rf"$T_{{{k}}}(\sigma)$ to reach it (a quadrature) and $\sigma_{{{k}}} = T_{{{k}}}^{{-1}}$:")
+            out += _align(_vector_rows(rf"({names})(\sigma)", orb.curve(sig, x0))
+                          + _rows(rf"T_{{{k}}}(\sigma)", orb.time_integral(sig, x0)))
     return out

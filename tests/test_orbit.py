@@ -366,3 +366,6 @@ def test_sums_of_monomials_in_disjoint_groups(G, variables, init, tmp_path):
             assert abs(mod.grad_Q(np.array([float(mu)]))[0] - w[0]) < 1e-13 * abs(w[0])
     with pytest.raises(ValueError, match="outside U"):
         mod.grad_Q(np.array([hi + 0.01]))
+    doc = mirrorsym.to_json(d)
+    assert doc["pieces"][0]["orbits"][0]["variables"] == ["u1", "u2", "u3"]
+    assert "Orbit of the group" in mirrorsym.latex_document(d)
