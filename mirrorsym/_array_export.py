@@ -30,8 +30,6 @@ True
 
 from __future__ import annotations
 
-import sympy as sp
-
 from ._derivation import Derivation
 from ._numpy_export import NUMPY, Backend, JointSolve, ModuleWriter, OrbitSolve, Printer, ScalarSolve, cse_code, plan
 
@@ -85,9 +83,10 @@ class _ArrayWriter(ModuleWriter):
 
     def orbit_helpers(self, library: str) -> str:
         """The orbit functions (:func:`~._orbit.framework_orbit_source`) when a piece needs them."""
-        if not any(hasattr(a, "array_code") for e in (self.plan.Q, *self.plan.grad_Q) for a in sp.preorder_traversal(e)):
+        from ._orbit import framework_orbit_source, has_orbit_function
+
+        if not has_orbit_function(self.plan.Q, *self.plan.grad_Q):
             return ""
-        from ._orbit import framework_orbit_source
 
         return "\n" + framework_orbit_source(library).strip("\n") + "\n"
 

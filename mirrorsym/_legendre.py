@@ -46,7 +46,7 @@ from ._budget import Budget, attempt
 from ._errors import DomainError
 from ._inverse import peel_inverse
 from ._numeric import BlockCache, mp_function, realify, sample_interval, to_mpf
-from ._orbit import Orbit
+from ._orbit import Orbit, has_orbit_function
 from ._parametrization import Parametrization
 from ._potential import BlockPotential, PotentialResult
 from ._structure import Block
@@ -432,7 +432,7 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
         split = _quadratic_split(bp) if bp.terms is not None else None
         if bp.orbit is not None:
             out.append(LegendreBlock(bp.block, bp, sp.eye(1), (_orbit_piece(p, bp, values),)))
-        elif k == 1 and _has_orbit_function(bp.Q):
+        elif k == 1 and has_orbit_function(bp.Q):
             # a sum over the orbits of variable groups: no formula to invert, the solve is numerical
             (i,) = idx
             dq = bp.grad[0]
@@ -470,10 +470,6 @@ def legendre(p: Parametrization, pot: PotentialResult, budget: Budget | None = N
         else:
             out.append(LegendreBlock(bp.block, bp, None, None))
     return LegendreResult(tuple(out), time.perf_counter() - t0)
-
-
-def _has_orbit_function(e: sp.Expr) -> bool:
-    return any(hasattr(a, "array_code") for a in sp.preorder_traversal(e))
 
 
 def _orbit_piece(p: Parametrization, bp: BlockPotential, values: Mapping) -> ScalarPiece:

@@ -53,6 +53,7 @@ from sympy.codegen.cfunctions import expm1, hypot, log1p
 
 from ._derivation import Derivation
 from ._numeric import to_mpf
+from ._orbit import has_orbit_function
 from ._version import __version__
 
 __all__ = ["Plan", "Printer", "Rewriter", "numpy_module", "plan", "stable"]
@@ -569,7 +570,7 @@ def plan(d: Derivation) -> Plan:
     rejected: list[str] = []
 
     def rewrite(e, variables):
-        if any(hasattr(a, "array_code") for a in sp.preorder_traversal(e)):
+        if has_orbit_function(e):
             return e  # orbit functions are opaque to the rewrites (and their mpmath checks costly)
         rw = Rewriter(variables, values)
         out = rw(e)
@@ -649,7 +650,7 @@ def _end_forms(pc, j: int) -> tuple:
     digits; substituted exactly, the bases collapse (1/α − 3(1/(3α) − δ) = 3δ) and the δ-forms are
     well conditioned."""
     out = []
-    if any(hasattr(a, "array_code") for a in sp.preorder_traversal(pc.dq)):
+    if has_orbit_function(pc.dq):
         return ()  # an end of U from an orbit is where σ → ∞, not a pole of ψ's powers: nothing to collapse
     d = sp.Symbol(f"_d{j}", positive=True)
     for end, sign in ((pc.U[1], 1), (pc.U[0], -1)):
@@ -806,7 +807,7 @@ class ModuleWriter:
     def helpers(self) -> str:
         src = _HELPERS
         pl = self.plan
-        if any(hasattr(a, "array_code") for e in (pl.Q, *pl.grad_Q) for a in sp.preorder_traversal(e)):
+        if has_orbit_function(pl.Q, *pl.grad_Q):
             from ._orbit import NUMPY_ORBIT_SOURCE
 
             src += "\n" + NUMPY_ORBIT_SOURCE.rstrip("\n") + "\n"
@@ -1056,12 +1057,11 @@ class ModuleWriter:
             checks({s})
         for sv in solves:
             if isinstance(sv, OrbitSolve):
-                call = self._printer(arrays).doprint(sv.output())
+                pr = self._printer(arrays)
                 if sv.nu in need:  # ∇²R needs σ only; the quadrature T(σ) is for R and ∇R
-                    call = call.replace("output(", "gradient(", 1)  # _orbit_output( or _orbit_fw_output(
-                    lines.append(f"    {sv.sig.name}, {sv.nu.name} = {call}")
+                    lines.append(f"    {sv.sig.name}, {sv.nu.name} = {sv.output().array_code(pr, '_orbit_gradient')}")
                 else:
-                    lines.append(f"    {sv.sig.name} = {call}")
+                    lines.append(f"    {sv.sig.name} = {sv.output().array_code(pr)}")
                 arrays |= {sv.sig, sv.nu}
             elif isinstance(sv, ScalarSolve):
                 lines += ["    " + line for line in self.scalar_solve(sv, self._kw)]

@@ -49,7 +49,7 @@ import sympy as sp
 from ._errors import DomainError
 
 __all__ = ["NUMPY_ORBIT_SOURCE", "Orbit", "OrbitOutput", "OrbitPoint", "OrbitTime", "framework_orbit_source",
-           "monomial_orbit"]
+           "has_orbit_function", "monomial_orbit"]
 
 
 # --- mpmath numerics --------------------------------------------------------------------------------
@@ -292,15 +292,13 @@ class _OrbitFunction(sp.Function):
             return sp.oo if out > 0 else -sp.oo
         return sp.Float(out, precision=prec)
 
-    def _orbit_point(self, sig) -> list[sp.Expr]:
-        """x(σ) for this function's start point, as sympy expressions."""
-        return curve_point(sig, self.args[2:], self.n, self.m)
-
-    def array_code(self, printer) -> str:
+    def array_code(self, printer, helper: str | None = None) -> str:
         """This application as a call of the helpers of :data:`NUMPY_ORBIT_SOURCE` (numpy) or of
-        :func:`framework_orbit_source` (JAX, PyTorch: same names with ``_fw``)."""
+        :func:`framework_orbit_source` (JAX, PyTorch: same names with ``_fw``); ``helper`` names
+        another helper with the same arguments (``_orbit_gradient``: σ_w and T(σ_w) together)."""
         arg, c, *x = (printer._p(a) for a in self.args)
-        name = self.numpy_name if printer.backend.ns == "np" else self.numpy_name.replace("_orbit_", "_orbit_fw_")
+        name = helper or self.numpy_name
+        name = name if printer.backend.ns == "np" else name.replace("_orbit_", "_orbit_fw_")
         return f"{name}({arg}, {c}, ({', '.join(x)},), {self.n}, {self.m}, {self.crossing})"
 
     def _latex(self, printer, exp=None):
@@ -337,6 +335,18 @@ def _monomial(c, xs, n):
     return out
 
 
+def _rate_expr(sig, c, x, n, m) -> sp.Expr:
+    """∂_m G at x(σ) as a sympy expression: dσ/dt, the integrand 1/T'(σ) of the orbit time."""
+    ys = sp.symbols(f"_y0:{len(n)}")
+    return sp.diff(_monomial(c, ys, n), ys[m]).xreplace(dict(zip(ys, curve_point(sig, x, n, m))))
+
+
+def has_orbit_function(*exprs) -> bool:
+    """Whether any of ``exprs`` applies an orbit function (T, σ, σ_w): such formulas are opaque to
+    the symbolic strategies and rewrites and need the orbit helpers in generated code."""
+    return any(isinstance(a, _OrbitFunction) for e in exprs for a in sp.preorder_traversal(sp.sympify(e)))
+
+
 class OrbitTime(_OrbitFunction):
     """T(σ) = ∫_{x_m}^{σ} dτ / ∂_m G(x(τ)): the time the flow of +∇G takes from x to x(σ)."""
 
@@ -350,10 +360,7 @@ class OrbitTime(_OrbitFunction):
     def fdiff(self, argindex=1):
         if argindex != 1:
             raise sp.ArgumentIndexError(self, argindex)
-        sig = self.args[0]
-        pt = self._orbit_point(sig)
-        return 1 / sp.diff(_monomial(self.args[1], sp.symbols(f"_y0:{len(self.n)}"), self.n),
-                           sp.Symbol(f"_y{self.m}")).xreplace(dict(zip(sp.symbols(f"_y0:{len(self.n)}"), pt)))
+        return 1 / _rate_expr(self.args[0], self.args[1], self.args[2:], self.n, self.m)
 
 
 class OrbitPoint(_OrbitFunction):
@@ -369,9 +376,7 @@ class OrbitPoint(_OrbitFunction):
     def fdiff(self, argindex=1):
         if argindex != 1:
             raise sp.ArgumentIndexError(self, argindex)
-        ys = sp.symbols(f"_y0:{len(self.n)}")
-        rate = sp.diff(_monomial(self.args[1], ys, self.n), ys[self.m])
-        return rate.xreplace(dict(zip(ys, self._orbit_point(self))))
+        return _rate_expr(self, self.args[1], self.args[2:], self.n, self.m)
 
 
 class OrbitOutput(_OrbitFunction):
@@ -430,8 +435,7 @@ class Orbit:
 
     def rate(self, sig, x: Sequence[sp.Expr]) -> sp.Expr:
         """∂_m G at x(σ) = dσ/dt."""
-        ys = sp.symbols(f"_y0:{len(self.exponents)}")
-        return sp.diff(self.G(ys), ys[self.m]).xreplace(dict(zip(ys, self.curve(sig, x))))
+        return _rate_expr(sig, self.coefficient, x, self.exponents, self.m)
 
     def speed2(self, sig, x: Sequence[sp.Expr]) -> sp.Expr:
         """|∇G|² at x(σ) = ∇²Q on the orbit."""

@@ -20,3 +20,17 @@ def derived(name: str):
     import mirrorsym
 
     return mirrorsym.derive(mirrorsym.load_recipe(mirrorsym.find_recipe(name)))
+
+
+def load_module(d, tmp_path, name: str):
+    """The generated numpy module of a derivation, written to ``tmp_path`` and imported from there."""
+    import importlib.util
+
+    import mirrorsym
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(mirrorsym.numpy_module(d))
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

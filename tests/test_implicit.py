@@ -5,13 +5,11 @@ Ground truth for the deep diagonal networks is Woodworth et al.'s own formula (l
 (−1, 1), with h_L⁻¹ computed here by bisection in mpmath, independently of mirrorsym.
 """
 
-import importlib.util
-
 import mpmath as mp
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import derived
+from conftest import derived, load_module
 
 import mirrorsym
 
@@ -32,15 +30,6 @@ def h_inverse(L, y):
 
 def woodworth_grad_R(L, alpha, w):
     return h_inverse(L, w / alpha**L) / (L * (L - 2) * alpha ** (L - 2))
-
-
-def load_module(d, tmp_path, name):
-    path = tmp_path / f"{name}.py"
-    path.write_text(mirrorsym.numpy_module(d))
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("L", [3, 4])

@@ -9,28 +9,17 @@ Ground truth is independent of mirrorsym's quadrature and root finding:
 * ψ(µ) is integrated from x0 by mpmath's Taylor-series ODE solver (``odefun``).
 """
 
-import importlib.util
-
 import mpmath as mp
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import derived
+from conftest import derived, load_module
 from hypothesis import given
 from hypothesis import strategies as st
 
 import mirrorsym
 from mirrorsym._array_export import jax_module, torch_module
 from mirrorsym._orbit import NUMPY_ORBIT_SOURCE, monomial_orbit
-
-
-def _load(d, tmp_path, name):
-    path = tmp_path / f"{name}.py"
-    path.write_text(mirrorsym.numpy_module(d))
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _recipe(G, variables, init, **kw):
@@ -128,6 +117,20 @@ def _odefun_psi(grads, x0, mu):
     return sol(abs(mu))
 
 
+def _flow_samples(p, mus):
+    """(µ, w = G(ψ(µ)), |∇G(ψ(µ))|²) with ψ integrated from x0 by mpmath's ODE solver, for d = 1."""
+    xs = p.variables
+    grads = [sp.lambdify(xs, sp.diff(p.G[0], x), "mpmath") for x in xs]
+    Gf = sp.lambdify(xs, p.G[0], "mpmath")
+    x0 = [mp.mpf(sp.N(v, 30)) for v in p.x0]
+    out = []
+    with mp.workdps(30):
+        for mu in map(mp.mpf, mus):
+            x = _odefun_psi(grads, x0, mu)
+            out.append((float(mu), float(Gf(*x)), float(sum(g(*x) ** 2 for g in grads))))
+    return out
+
+
 def test_psi_follows_the_flow_and_crosses_zero(product3):
     """ψ(µ) against an ODE integration of +∇G from x0 (through w = 0: the smallest factor changes sign)."""
     d = product3
@@ -148,7 +151,7 @@ def test_psi_follows_the_flow_and_crosses_zero(product3):
 def test_numpy_module_matches_carlson_over_the_whole_line(x0, tmp_path):
     d = derived("product-3") if x0[0] else mirrorsym.derive(
         _recipe(["u1*u2*u3"], ["u1", "u2", "u3"], dict(zip(["u1", "u2", "u3"], map(str, x0)))))
-    mod = _load(d, tmp_path, "product3")
+    mod = load_module(d, tmp_path, "product3")
     ref = Carlson(x0)
     w0 = float(x0[0] * x0[1] * x0[2])
     ws = np.array([s * 10.0**k for k in range(-100, 101, 4) for s in (1, -1)]
@@ -172,7 +175,7 @@ def test_numpy_module_matches_carlson_over_the_whole_line(x0, tmp_path):
 
 
 def test_numpy_dual_side_inverts_the_primal_side(product3, tmp_path):
-    mod = _load(product3, tmp_path, "product3_dual")
+    mod = load_module(product3, tmp_path, "product3_dual")
     mu = np.linspace(-1.7, 1.0, 41)[1:-1, None]
     w = mod.grad_Q(mu)
     np.testing.assert_allclose(mod.grad_R(w), mu, rtol=0, atol=1e-13)
@@ -210,7 +213,7 @@ def test_a_tie_does_not_cross_and_dom_R_is_one_sided(tmp_path):
     assert d.status is mirrorsym.Status.VERIFIED
     (pc,) = d.legendre.blocks[0].pieces
     assert not pc.orbit.crossing and pc.U[0] == -sp.oo and pc.dom == (0, sp.oo)
-    mod = _load(d, tmp_path, "tie")
+    mod = load_module(d, tmp_path, "tie")
     # on the orbit u1 = u2 = σ, u3² = 3 + σ², w = σ²√(3 + σ²): ∇R = T(σ) = ∫_1^σ dτ/(τ√(3 + τ²)) in closed form
     for sig in [1e-30, 1e-3, 0.5, 3.0, 1e20]:
         with mp.workdps(40):
@@ -234,28 +237,17 @@ def test_other_monomials_follow_their_flow(G, variables, init, tmp_path):
     p = _recipe(G, variables, init)
     d = mirrorsym.derive(p)
     assert d.status is mirrorsym.Status.VERIFIED and not d.closed_form
-    mod = _load(d, tmp_path, "mono")
-    xs = p.variables
-    grads = [sp.lambdify(xs, sp.diff(p.G[0], x), "mpmath") for x in xs]
-    Gf = sp.lambdify(xs, p.G[0], "mpmath")
-    x0 = [mp.mpf(sp.N(v, 30)) for v in p.x0]
-    with mp.workdps(30):
-        for mu in ["0.05", "-0.08"]:
-            mu = mp.mpf(mu)
-            x = _odefun_psi(grads, x0, mu)
-            w = Gf(*x)
-            speed2 = sum(g(*x) ** 2 for g in grads)
-            got_g = mod.grad_R(np.array([float(w)]))[0]
-            got_h = mod.hess_R(np.array([float(w)]))[0, 0]
-            assert abs(got_g - float(mu)) < 1e-13
-            assert abs(got_h - float(1 / speed2)) < 1e-13 * float(1 / speed2)
+    mod = load_module(d, tmp_path, "mono")
+    for mu, w, speed2 in _flow_samples(p, ["0.05", "-0.08"]):
+        assert abs(mod.grad_R(np.array([w]))[0] - mu) < 1e-13
+        assert abs(mod.hess_R(np.array([w]))[0, 0] - 1 / speed2) < 1e-13 / speed2
 
 
 def test_parameters_flow_through_the_orbit(tmp_path):
     p = _recipe(["beta*u1*u2*u3"], ["u1", "u2", "u3"], {"u1": "alpha", "u2": "1", "u3": "3/2"},
                 parameters={"alpha": 0.4, "beta": 1.5}, assumptions={"alpha": ["positive"], "beta": ["positive"]})
     d = mirrorsym.derive(p)
-    mod = _load(d, tmp_path, "param")
+    mod = load_module(d, tmp_path, "param")
     for alpha, beta in [(0.4, 1.5), (0.3, 2.0)]:
         ref = Carlson((sp.nsimplify(alpha), 1, sp.Rational(3, 2)), c=sp.nsimplify(beta))
         for w in [0.1, -2.0, 30.0]:
@@ -350,20 +342,11 @@ def test_sums_of_monomials_in_disjoint_groups(G, variables, init, tmp_path):
     assert pc.orbit is None and pc.r is None and pc.dom == (-sp.oo, sp.oo)
     lo, hi = (float(sp.N(e, 20)) for e in pc.U)
     assert -2 < lo < 0 < hi < 2  # both ends finite: one orbit blows up on each side
-    mod = _load(d, tmp_path, "sums")
-    xs = p.variables
-    grads = [sp.lambdify(xs, sp.diff(p.G[0], x), "mpmath") for x in xs]
-    Gf = sp.lambdify(xs, p.G[0], "mpmath")
-    x0 = [mp.mpf(sp.N(v, 30)) for v in p.x0]
-    with mp.workdps(30):
-        for mu in ["0.1", "-0.15"]:
-            mu = mp.mpf(mu)
-            x = _odefun_psi(grads, x0, mu)
-            w = np.array([float(Gf(*x))])
-            speed2 = float(sum(g(*x) ** 2 for g in grads))
-            assert abs(mod.grad_R(w)[0] - float(mu)) < 1e-13
-            assert abs(mod.hess_R(w)[0, 0] - 1 / speed2) < 1e-12 / speed2
-            assert abs(mod.grad_Q(np.array([float(mu)]))[0] - w[0]) < 1e-13 * abs(w[0])
+    mod = load_module(d, tmp_path, "sums")
+    for mu, w, speed2 in _flow_samples(p, ["0.1", "-0.15"]):
+        assert abs(mod.grad_R(np.array([w]))[0] - mu) < 1e-13
+        assert abs(mod.hess_R(np.array([w]))[0, 0] - 1 / speed2) < 1e-12 / speed2
+        assert abs(mod.grad_Q(np.array([mu]))[0] - w) < 1e-13 * abs(w)
     with pytest.raises(ValueError, match="outside U"):
         mod.grad_Q(np.array([hi + 0.01]))
     doc = mirrorsym.to_json(d)
